@@ -1,0 +1,187 @@
+//! The `Admin` service: topics and cluster description.
+//!
+//! Topic changes are metadata writes and go through the metadata group's leader; a node
+//! that does not lead it answers NOT_LEADER with the leader's address. Descriptions are
+//! answered from this node's applied view, plus what its local replicas know (leader,
+//! watermarks).
+
+use evlog_proto::evlog::v1 as pb;
+use evlog_proto::evlog::v1::admin_server::Admin;
+use tonic::{Request, Response, Status};
+
+use super::errors::{self, error, invalid};
+use super::ApiContext;
+use crate::metadata::state::{
+    validate_topic_spec, MetadataCommand, MetadataResponse, TopicInfo, TopicSpec,
+};
+
+pub struct AdminService {
+    ctx: ApiContext,
+}
+
+impl AdminService {
+    pub fn new(ctx: ApiContext) -> Self {
+        Self { ctx }
+    }
+
+    fn describe(&self, info: &TopicInfo) -> pb::TopicDescription {
+        let partitions = info
+            .partitions
+            .iter()
+            .map(|p| {
+                let replica = self.ctx.registry.get(p.id);
+                let watermark = replica.as_ref().map(|r| *r.watermark().borrow());
+                pb::PartitionDescription {
+                    partition: p.index,
+                    group_id: p.id.0,
+                    replicas: p.replicas.clone(),
+                    leader_id: replica.as_ref().and_then(|r| r.current_leader()),
+                    high_watermark: watermark.map(|w| w.high),
+                    log_start_offset: watermark.map(|w| w.log_start),
+                }
+            })
+            .collect();
+        pb::TopicDescription {
+            name: info.spec.name.clone(),
+            config: Some(pb::TopicConfig {
+                partitions: info.spec.partitions,
+                replication_factor: info.spec.replication_factor,
+                max_event_bytes: info.spec.max_event_bytes,
+            }),
+            partitions,
+        }
+    }
+
+    async fn propose(&self, command: MetadataCommand) -> Result<MetadataResponse, pb::Error> {
+        self.ctx
+            .metadata
+            .propose(command, self.ctx.limits.request_timeout)
+            .await
+            .map_err(errors::from_propose)
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Result<Response<pb::CreateTopicResponse>, Status> {
+        let request = request.into_inner();
+        let respond = |e: pb::Error| {
+            Ok(Response::new(pb::CreateTopicResponse {
+                error: Some(e),
+                topic: None,
+            }))
+        };
+        let Some(config) = request.config else {
+            return respond(invalid(
+                "create topic needs a config (partitions, replication factor)",
+            ));
+        };
+        let spec = TopicSpec {
+            name: request.name,
+            partitions: config.partitions,
+            replication_factor: config.replication_factor,
+            max_event_bytes: if config.max_event_bytes == 0 {
+                self.ctx.limits.default_max_event_bytes
+            } else {
+                config.max_event_bytes
+            },
+        };
+        // An event must fit in one produce request.
+        let limit = u32::try_from(self.ctx.limits.request_bytes_max).unwrap_or(u32::MAX);
+        if let Err(refusal) = validate_topic_spec(&spec, limit) {
+            return respond(errors::from_refusal(refusal));
+        }
+        let nodes = self.ctx.metadata.view().nodes.len();
+        if spec.replication_factor as usize > nodes {
+            return respond(invalid(format!(
+                "replication factor {} is larger than the cluster ({nodes} nodes)",
+                spec.replication_factor
+            )));
+        }
+        match self.propose(MetadataCommand::CreateTopic(spec)).await {
+            Ok(MetadataResponse::TopicCreated(info)) => {
+                Ok(Response::new(pb::CreateTopicResponse {
+                    error: None,
+                    topic: Some(self.describe(&info)),
+                }))
+            }
+            Ok(MetadataResponse::Refused(refusal)) => respond(errors::from_refusal(refusal)),
+            Ok(other) => panic!("create topic answered with {other:?}"),
+            Err(e) => respond(e),
+        }
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
+        let name = request.into_inner().name;
+        let error = match self.propose(MetadataCommand::DeleteTopic { name }).await {
+            Ok(MetadataResponse::TopicDeleted { .. }) => None,
+            Ok(MetadataResponse::Refused(refusal)) => Some(errors::from_refusal(refusal)),
+            Ok(other) => panic!("delete topic answered with {other:?}"),
+            Err(e) => Some(e),
+        };
+        Ok(Response::new(pb::DeleteTopicResponse { error }))
+    }
+
+    async fn list_topics(
+        &self,
+        _request: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let view = self.ctx.metadata.view();
+        Ok(Response::new(pb::ListTopicsResponse {
+            error: None,
+            topics: view
+                .topics
+                .values()
+                .map(|info| self.describe(info))
+                .collect(),
+        }))
+    }
+
+    async fn describe_topic(
+        &self,
+        request: Request<pb::DescribeTopicRequest>,
+    ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
+        let name = request.into_inner().name;
+        let view = self.ctx.metadata.view();
+        Ok(Response::new(match view.topics.get(&name) {
+            Some(info) => pb::DescribeTopicResponse {
+                error: None,
+                topic: Some(self.describe(info)),
+            },
+            None => pb::DescribeTopicResponse {
+                error: Some(error(
+                    pb::ErrorCode::UnknownTopic,
+                    format!("topic {name:?} does not exist"),
+                )),
+                topic: None,
+            },
+        }))
+    }
+
+    async fn describe_cluster(
+        &self,
+        _request: Request<pb::DescribeClusterRequest>,
+    ) -> Result<Response<pb::DescribeClusterResponse>, Status> {
+        let view = self.ctx.metadata.view();
+        Ok(Response::new(pb::DescribeClusterResponse {
+            error: None,
+            nodes: view
+                .nodes
+                .iter()
+                .map(|(id, addr)| pb::NodeDescription {
+                    node_id: *id,
+                    addr: addr.clone(),
+                })
+                .collect(),
+            metadata_leader_id: self.ctx.metadata.leader().map(|(id, _)| id),
+            answered_by: self.ctx.node_id,
+            metadata_term: self.ctx.metadata.term(),
+        }))
+    }
+}

@@ -1,0 +1,67 @@
+//! Builders for the wire `Error`, so every service words its errors the same way.
+
+use evlog_proto::evlog::v1 as pb;
+
+use crate::metadata::state::MetadataRefusal;
+use crate::metadata::ProposeError;
+use crate::partition::produce::ProduceError;
+use crate::partition::read::ReadError;
+use crate::types::NodeId;
+
+pub fn error(code: pb::ErrorCode, message: impl Into<String>) -> pb::Error {
+    pb::Error {
+        code: code as i32,
+        message: message.into(),
+        leader_id: None,
+        leader_addr: None,
+    }
+}
+
+pub fn not_leader(message: impl Into<String>, leader: Option<(NodeId, String)>) -> pb::Error {
+    let (leader_id, leader_addr) = leader.map_or((None, None), |(id, addr)| (Some(id), Some(addr)));
+    pb::Error {
+        code: pb::ErrorCode::NotLeader as i32,
+        message: message.into(),
+        leader_id,
+        leader_addr,
+    }
+}
+
+pub fn invalid(message: impl Into<String>) -> pb::Error {
+    error(pb::ErrorCode::InvalidArgument, message)
+}
+
+pub fn from_produce(e: ProduceError) -> pb::Error {
+    match e {
+        ProduceError::NotLeader { ref leader, .. } => not_leader(e.to_string(), leader.clone()),
+        ProduceError::ShuttingDown(_) => error(pb::ErrorCode::ShuttingDown, e.to_string()),
+        ProduceError::Raft { .. } => error(pb::ErrorCode::Unavailable, e.to_string()),
+    }
+}
+
+pub fn from_read(e: ReadError) -> pb::Error {
+    match e {
+        ReadError::OutOfRange { .. } => error(pb::ErrorCode::OffsetOutOfRange, e.to_string()),
+        ReadError::Storage(_) => error(pb::ErrorCode::Internal, e.to_string()),
+    }
+}
+
+pub fn from_propose(e: ProposeError) -> pb::Error {
+    match e {
+        ProposeError::NotLeader { leader } => {
+            not_leader("this node does not lead the metadata group", leader)
+        }
+        ProposeError::Unavailable(_) => error(pb::ErrorCode::Unavailable, e.to_string()),
+    }
+}
+
+pub fn from_refusal(refusal: MetadataRefusal) -> pb::Error {
+    let code = match refusal {
+        MetadataRefusal::TopicExists(_) => pb::ErrorCode::TopicExists,
+        MetadataRefusal::UnknownTopic(_) => pb::ErrorCode::UnknownTopic,
+        MetadataRefusal::NotEnoughNodes { .. } | MetadataRefusal::Invalid(_) => {
+            pb::ErrorCode::InvalidArgument
+        }
+    };
+    error(code, refusal.to_string())
+}

@@ -1,0 +1,251 @@
+//! The `EventLog` service: produce, read and subscribe, on the partition's leader.
+//!
+//! Produce validates everything it can before touching Raft (sizes, emptiness), so a bad
+//! request is refused whole and nothing of it is written.
+
+use std::pin::Pin;
+
+use evlog_proto::evlog::v1 as pb;
+use evlog_proto::evlog::v1::event_log_server::EventLog;
+use futures::Stream;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+
+use super::errors::{self, error, invalid};
+use super::{ApiContext, Target};
+use crate::partition::read::{read_events, ReadLimits, StoredEvent};
+use crate::partition::state::Watermark;
+use crate::raft::{ProduceSegment, SegmentOutcome};
+use crate::types::Event;
+
+pub struct EventLogService {
+    ctx: ApiContext,
+}
+
+impl EventLogService {
+    pub fn new(ctx: ApiContext) -> Self {
+        Self { ctx }
+    }
+}
+
+fn produce_error(e: pb::Error) -> Result<Response<pb::ProduceResponse>, Status> {
+    Ok(Response::new(pb::ProduceResponse {
+        error: Some(e),
+        ..Default::default()
+    }))
+}
+
+/// Converts and checks the request's events; refuses the whole request on any problem.
+fn events_from_request(
+    events: Vec<pb::Event>,
+    max_event_bytes: u32,
+    request_bytes_max: usize,
+) -> Result<(Vec<Event>, usize), pb::Error> {
+    if events.is_empty() {
+        return Err(invalid("a produce request needs at least one event"));
+    }
+    let now = crate::rt::unix_time_ms();
+    let mut total = 0usize;
+    let mut out = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        let event = Event {
+            key: e.key,
+            value: e.value,
+            headers: e.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+            timestamp_ms: if e.timestamp_ms == 0 {
+                now
+            } else {
+                e.timestamp_ms
+            },
+        };
+        let size = event.size_bytes();
+        if size > max_event_bytes as usize {
+            return Err(error(
+                pb::ErrorCode::EventTooLarge,
+                format!("event {i} is {size} bytes; the topic accepts at most {max_event_bytes}"),
+            ));
+        }
+        total += size;
+        out.push(event);
+    }
+    if total > request_bytes_max {
+        return Err(invalid(format!(
+            "request carries {total} bytes of events; at most {request_bytes_max} per request"
+        )));
+    }
+    Ok((out, total))
+}
+
+pub(super) fn stored_to_wire(stored: StoredEvent) -> pb::StoredEvent {
+    pb::StoredEvent {
+        offset: stored.offset,
+        key: stored.event.key,
+        value: stored.event.value,
+        headers: stored
+            .event
+            .headers
+            .into_iter()
+            .map(|(key, value)| pb::Header { key, value })
+            .collect(),
+        timestamp_ms: stored.event.timestamp_ms,
+    }
+}
+
+/// Reads on a blocking thread: RocksDB reads must not stall the async workers.
+pub(super) async fn read_for_subscription(
+    target: &Target,
+    offset: u64,
+    watermark: Watermark,
+    limits: ReadLimits,
+) -> Result<Vec<StoredEvent>, pb::Error> {
+    let engine = target.engine.clone();
+    let partition = target.partition;
+    crate::rt::spawn_blocking(move || {
+        read_events(engine.as_ref(), partition, offset, watermark, limits)
+    })
+    .await
+    .map_err(|e| error(pb::ErrorCode::Internal, format!("read task failed: {e}")))?
+    .map_err(errors::from_read)
+}
+
+type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EventLog for EventLogService {
+    async fn produce(
+        &self,
+        request: Request<pb::ProduceRequest>,
+    ) -> Result<Response<pb::ProduceResponse>, Status> {
+        let request = request.into_inner();
+        let target = match self.ctx.leader_target(&request.topic, request.partition) {
+            Ok(target) => target,
+            Err(e) => return produce_error(e),
+        };
+        let limits = self.ctx.limits;
+        let (events, bytes) = match events_from_request(
+            request.events,
+            target.max_event_bytes,
+            limits.request_bytes_max,
+        ) {
+            Ok(checked) => checked,
+            Err(e) => return produce_error(e),
+        };
+        let count = events.len() as u64;
+        if request.producer_id != 0 && request.first_sequence.checked_add(count).is_none() {
+            return produce_error(invalid("sequence numbers overflow u64"));
+        }
+        let segment = ProduceSegment {
+            producer_id: request.producer_id,
+            first_sequence: request.first_sequence,
+            events,
+        };
+        let produced = tokio::time::timeout(
+            limits.request_timeout,
+            target.replica.batcher.produce(segment, bytes),
+        )
+        .await;
+        let (base_offset, duplicate) = match produced {
+            Err(_) => {
+                return produce_error(error(
+                    pb::ErrorCode::Timeout,
+                    "not committed in time; retry with the same sequence",
+                ))
+            }
+            Ok(Err(e)) => return produce_error(errors::from_produce(e)),
+            Ok(Ok(SegmentOutcome::Appended { base_offset })) => (base_offset, false),
+            Ok(Ok(SegmentOutcome::Duplicate { base_offset })) => (base_offset, true),
+            Ok(Ok(SegmentOutcome::OutOfOrder { expected_sequence })) => {
+                return produce_error(error(
+                    pb::ErrorCode::OutOfOrderSequence,
+                    format!(
+                        "producer {} sent sequence {}, expected {expected_sequence}",
+                        request.producer_id, request.first_sequence
+                    ),
+                ))
+            }
+        };
+        Ok(Response::new(pb::ProduceResponse {
+            error: None,
+            partition: request.partition,
+            base_offset,
+            duplicate,
+        }))
+    }
+
+    async fn read(
+        &self,
+        request: Request<pb::ReadRequest>,
+    ) -> Result<Response<pb::ReadResponse>, Status> {
+        let request = request.into_inner();
+        let respond = |e: pb::Error| {
+            Ok(Response::new(pb::ReadResponse {
+                error: Some(e),
+                ..Default::default()
+            }))
+        };
+        let target = match self.ctx.leader_target(&request.topic, request.partition) {
+            Ok(target) => target,
+            Err(e) => return respond(e),
+        };
+        let watermark = *target.replica.watermark().borrow();
+        let limits = self.read_limits(request.max_bytes, request.max_events);
+        match read_for_subscription(&target, request.offset, watermark, limits).await {
+            Ok(events) => Ok(Response::new(pb::ReadResponse {
+                error: None,
+                events: events.into_iter().map(stored_to_wire).collect(),
+                high_watermark: watermark.high,
+                log_start_offset: watermark.log_start,
+            })),
+            Err(e) => respond(e),
+        }
+    }
+
+    type SubscribeStream = SubscribeStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<SubscribeStream>, Status> {
+        let request = request.into_inner();
+        let (tx, rx) = mpsc::channel(self.ctx.limits.subscribe_buffer_messages.max(1));
+        match self.ctx.leader_target(&request.topic, request.partition) {
+            Err(e) => {
+                let _ = tx.try_send(Ok(pb::SubscribeResponse {
+                    error: Some(e),
+                    ..Default::default()
+                }));
+            }
+            Ok(target) => {
+                let limits = self.read_limits(request.max_bytes, u32::MAX);
+                crate::rt::spawn(super::subscription::follow(
+                    self.ctx.clone(),
+                    target,
+                    request,
+                    limits,
+                    tx,
+                ));
+            }
+        }
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}
+
+impl EventLogService {
+    fn read_limits(&self, max_bytes: u32, max_events: u32) -> ReadLimits {
+        let cap = self.ctx.limits.response_bytes_max;
+        ReadLimits {
+            max_bytes: if max_bytes == 0 {
+                cap
+            } else {
+                (max_bytes as usize).min(cap)
+            },
+            max_events: if max_events == 0 {
+                usize::MAX
+            } else {
+                max_events as usize
+            },
+        }
+    }
+}

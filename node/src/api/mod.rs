@@ -1,0 +1,99 @@
+//! gRPC services for clients: `EventLog` (produce, read, subscribe) and `Admin`.
+//!
+//! Every failure a client can act on is answered in the response's `error` field with a
+//! stable [`ErrorCode`](evlog_proto::evlog::v1::ErrorCode); gRPC statuses are left for
+//! transport-level failures (undecodable requests are refused by tonic itself).
+
+pub mod admin;
+pub mod errors;
+pub mod event_log;
+mod subscription;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::metadata::MetadataGroup;
+use crate::partition::{Leadership, Registry, Replica};
+use crate::storage::StorageEngine;
+use crate::types::{NodeId, PartitionId};
+use evlog_proto::evlog::v1 as pb;
+
+/// Limits the services enforce (from the node config).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    pub request_bytes_max: usize,
+    pub default_max_event_bytes: u32,
+    pub request_timeout: Duration,
+    pub response_bytes_max: usize,
+    pub subscribe_buffer_messages: usize,
+}
+
+/// What the services share.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub node_id: NodeId,
+    pub metadata: Arc<MetadataGroup>,
+    pub registry: Arc<Registry>,
+    pub limits: ApiLimits,
+    /// Turns true when the node starts shutting down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A partition resolved from (topic, index), with its local replica when it leads here.
+pub struct Target {
+    pub partition: PartitionId,
+    pub max_event_bytes: u32,
+    pub replica: Arc<Replica>,
+    pub engine: Arc<dyn StorageEngine>,
+}
+
+impl ApiContext {
+    /// Resolves (topic, index) and checks that this node leads it. Every refusal is an
+    /// answer the client can act on: unknown topic/partition, or NOT_LEADER with a hint.
+    pub fn leader_target(&self, topic: &str, index: u32) -> Result<Target, pb::Error> {
+        if *self.shutdown.borrow() {
+            return Err(errors::error(
+                pb::ErrorCode::ShuttingDown,
+                "node is shutting down",
+            ));
+        }
+        let view = self.metadata.view();
+        let Some(info) = view.topics.get(topic) else {
+            return Err(errors::error(
+                pb::ErrorCode::UnknownTopic,
+                format!("topic {topic:?} does not exist"),
+            ));
+        };
+        let Some(placement) = info.partitions.get(index as usize) else {
+            return Err(errors::error(
+                pb::ErrorCode::UnknownPartition,
+                format!(
+                    "topic {topic:?} has {} partitions, not {}",
+                    info.partitions.len(),
+                    index + 1
+                ),
+            ));
+        };
+        let Some(replica) = self.registry.get(placement.id) else {
+            let message = format!(
+                "node {} hosts no replica of {topic}/{index} (replicas: {:?})",
+                self.node_id, placement.replicas
+            );
+            return Err(errors::not_leader(message, None));
+        };
+        match replica.leadership() {
+            Leadership::Leader => Ok(Target {
+                partition: placement.id,
+                max_event_bytes: info.spec.max_event_bytes,
+                replica,
+                engine: self.registry.engine().clone(),
+            }),
+            Leadership::Follower { leader } => {
+                let message = format!("node {} is not the leader of {topic}/{index}", self.node_id);
+                Err(errors::not_leader(message, leader))
+            }
+        }
+    }
+}

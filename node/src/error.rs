@@ -1,0 +1,27 @@
+//! Fatal node errors: failures that stop a node from starting or keep running. Request
+//! errors that a client can retry (not the leader, unavailable) are not here: they are
+//! wire `ErrorCode`s built in `api`.
+
+use crate::config::ConfigError;
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("raft storage: {0}")]
+    RaftStorage(#[from] openraft::StorageError<u64>),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("data dir {data_dir} belongs to node {found}, but this is node {expected}: refusing to start")]
+    WrongDataDir {
+        data_dir: String,
+        found: u64,
+        expected: u64,
+    },
+    #[error("cannot listen on {addr}: {message}")]
+    Listen { addr: String, message: String },
+}

@@ -1,0 +1,139 @@
+//! The metadata group: a Raft group (id 0) on the initial voters holding the cluster's
+//! nodes, topics and partition placement, and the reconciler that makes the local
+//! replicas follow placement.
+
+pub mod reconciler;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
+use tokio::sync::watch;
+
+use crate::partition::ReplicaContext;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::Network;
+use crate::raft::state_machine::{load_applied, StateMachine};
+use crate::raft::{Command, CommandResponse, Raft};
+use crate::types::{NodeId, PartitionId};
+use crate::NodeError;
+
+use state::{MetadataCommand, MetadataResponse, MetadataState, MetadataView};
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ProposeError {
+    #[error("this node does not lead the metadata group")]
+    NotLeader { leader: Option<(NodeId, String)> },
+    #[error("metadata group unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub struct MetadataGroup {
+    pub raft: Raft,
+    view: watch::Receiver<Arc<MetadataView>>,
+}
+
+impl MetadataGroup {
+    /// Starts the local replica of the metadata group. Every initial voter initializes it
+    /// with the same members (safe in openraft); a restarted node just resumes.
+    pub async fn start(
+        ctx: &ReplicaContext,
+        initial_members: BTreeMap<NodeId, BasicNode>,
+        max_event_bytes_limit: u32,
+    ) -> Result<Self, NodeError> {
+        let group = PartitionId::METADATA;
+        let applied = load_applied(ctx.engine.as_ref(), group)?.unwrap_or_default();
+        let state =
+            MetadataState::restore(&applied.summary, max_event_bytes_limit).map_err(|reason| {
+                crate::storage::StorageError::Corrupt {
+                    cf: crate::keys::Cf::PartitionState.name(),
+                    key: crate::keys::partition_prefix(group).to_vec(),
+                    reason,
+                }
+            })?;
+        let view = state.subscribe();
+        let log_store = LogStore::new(group, ctx.engine.clone(), ctx.commit.clone());
+        let state_machine = StateMachine::new(group, ctx.engine.clone(), applied, state);
+        let network = Network::new(group, ctx.peers.clone());
+        let raft = Raft::new(
+            ctx.node_id,
+            ctx.raft_config.clone(),
+            network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(format!("starting the metadata group: {e}")))?;
+        if !raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?
+        {
+            if let Err(e) = raft.initialize(initial_members).await {
+                tracing::debug!("metadata initialize: {e}");
+            }
+        }
+        Ok(Self { raft, view })
+    }
+
+    /// The applied metadata as this node sees it.
+    pub fn view(&self) -> Arc<MetadataView> {
+        self.view.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataView>> {
+        self.view.clone()
+    }
+
+    /// Current leader of the metadata group and its address, as seen here.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader?;
+        let addr = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .addr
+            .clone();
+        Some((leader, addr))
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    /// Proposes a metadata change; only the leader accepts. Waits for it to be applied.
+    pub async fn propose(
+        &self,
+        command: MetadataCommand,
+        timeout: Duration,
+    ) -> Result<MetadataResponse, ProposeError> {
+        let write = self.raft.client_write(Command::Metadata(command));
+        let result = match tokio::time::timeout(timeout, write).await {
+            Ok(result) => result,
+            Err(_) => {
+                return Err(ProposeError::Unavailable(format!(
+                    "not committed within {timeout:?}"
+                )))
+            }
+        };
+        match result {
+            Ok(response) => match response.data {
+                CommandResponse::Metadata(answer) => Ok(answer),
+                other => panic!("metadata command answered with {other:?}"),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(ProposeError::NotLeader {
+                    leader: forward
+                        .leader_id
+                        .zip(forward.leader_node.map(|node| node.addr)),
+                })
+            }
+            Err(other) => Err(ProposeError::Unavailable(other.to_string())),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Start-up and shut-down of a node: opens storage, starts the metadata group, the
+//! reconciler and the gRPC server; on shutdown stops accepting, lets in-flight writes
+//! finish, stops every Raft group and syncs storage.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use evlog_proto::evlog::v1::admin_server::AdminServer;
+use evlog_proto::evlog::v1::event_log_server::EventLogServer;
+use evlog_proto::raft::v1::raft_transport_server::RaftTransportServer;
+use openraft::BasicNode;
+use tokio::sync::watch;
+
+use crate::api::admin::AdminService;
+use crate::api::event_log::EventLogService;
+use crate::api::{ApiContext, ApiLimits};
+use crate::config::Config;
+use crate::keys::{self, Cf};
+use crate::metadata::{reconciler, MetadataGroup};
+use crate::partition::produce::BatchLimits;
+use crate::partition::{Registry, ReplicaContext};
+use crate::raft::network::PeerChannels;
+use crate::raft::transport::{RaftGroups, TransportService};
+use crate::raft::{openraft_config, Raft, RaftTiming};
+use crate::storage::rocks::RocksTuning;
+use crate::storage::{GroupCommit, RocksEngine, StorageEngine, WriteBatch};
+use crate::types::{NodeId, PartitionId};
+use crate::NodeError;
+
+/// A running node.
+pub struct Node {
+    config: Config,
+    engine: Arc<dyn StorageEngine>,
+    commit: GroupCommit,
+    metadata: Arc<MetadataGroup>,
+    registry: Arc<Registry>,
+    shutdown_tx: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+struct Groups {
+    metadata: Arc<MetadataGroup>,
+    registry: Arc<Registry>,
+}
+
+impl RaftGroups for Groups {
+    fn raft(&self, group: PartitionId) -> Option<Raft> {
+        if group == PartitionId::METADATA {
+            Some(self.metadata.raft.clone())
+        } else {
+            self.registry.get(group).map(|r| r.raft.clone())
+        }
+    }
+}
+
+impl Node {
+    /// Opens the node's RocksDB under `data_dir` and starts the node.
+    pub async fn start(config: Config) -> Result<Node, NodeError> {
+        config.validate()?;
+        let tuning = RocksTuning {
+            block_cache_bytes: config.storage.block_cache_bytes as usize,
+            write_buffer_bytes: config.storage.write_buffer_bytes as usize,
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            NodeError::Storage(crate::storage::StorageError::Open {
+                path: config.data_dir.display().to_string(),
+                message: e.to_string(),
+            })
+        })?;
+        let engine = RocksEngine::open(&config.data_dir.join("db"), tuning).await?;
+        Self::start_with_engine(config, Arc::new(engine)).await
+    }
+
+    /// Starts the node on an already opened engine (the simulation wraps the real
+    /// engine in its fault layer and hands it in here).
+    pub async fn start_with_engine(
+        config: Config,
+        engine: Arc<dyn StorageEngine>,
+    ) -> Result<Node, NodeError> {
+        config.validate()?;
+        claim_data_dir(engine.as_ref(), &config)?;
+        let addr: SocketAddr = config.listen.parse().map_err(|e| NodeError::Listen {
+            addr: config.listen.clone(),
+            message: format!("{e}"),
+        })?;
+        probe_listen(addr)?;
+        let commit = GroupCommit::start(
+            engine.clone(),
+            config.storage.group_commit_max_waiters as usize,
+        );
+        let ctx = replica_context(&config, engine.clone(), commit.clone());
+        let initial: BTreeMap<NodeId, BasicNode> = config
+            .initial_cluster
+            .iter()
+            .map(|peer| (peer.id, BasicNode::new(&peer.addr)))
+            .collect();
+        let max_event_bytes_limit =
+            u32::try_from(config.produce.request_bytes_max).unwrap_or(u32::MAX);
+        let metadata = Arc::new(MetadataGroup::start(&ctx, initial, max_event_bytes_limit).await?);
+        let registry = Arc::new(Registry::new(ctx));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        crate::rt::spawn(reconciler::run(
+            config.node_id,
+            metadata.subscribe(),
+            registry.clone(),
+            shutdown_rx.clone(),
+        ));
+        let api = ApiContext {
+            node_id: config.node_id,
+            metadata: metadata.clone(),
+            registry: registry.clone(),
+            limits: api_limits(&config),
+            shutdown: shutdown_rx.clone(),
+        };
+        let groups = Arc::new(Groups {
+            metadata: metadata.clone(),
+            registry: registry.clone(),
+        });
+        let server = serve(addr, api, groups, shutdown_rx);
+        tracing::info!(node_id = config.node_id, listen = %config.listen, "node started");
+        Ok(Node {
+            config,
+            engine,
+            commit,
+            metadata,
+            registry,
+            shutdown_tx,
+            server,
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.config.node_id
+    }
+
+    pub fn metadata(&self) -> &Arc<MetadataGroup> {
+        &self.metadata
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Group-commit counters (syncs, waiters), for benchmarks and metrics.
+    pub fn group_commit(&self) -> &GroupCommit {
+        &self.commit
+    }
+
+    /// Stops accepting requests, lets in-flight writes finish (up to the grace period),
+    /// stops every Raft group and makes everything written durable.
+    pub async fn shutdown(self) {
+        tracing::info!(node_id = self.config.node_id, "shutting down");
+        let _ = self.shutdown_tx.send(true);
+        let grace = Duration::from_millis(self.config.shutdown_grace_ms);
+        match tokio::time::timeout(grace, self.server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("server ended with: {e}"),
+            Ok(Err(e)) => tracing::warn!("server task failed: {e}"),
+            Err(_) => tracing::warn!("in-flight requests did not finish within {grace:?}"),
+        }
+        self.registry.shutdown_all().await;
+        if let Err(e) = self.metadata.raft.shutdown().await {
+            tracing::warn!("metadata raft shutdown: {e}");
+        }
+        if let Err(e) = self.commit.sync().await {
+            tracing::error!("final sync failed: {e}");
+        }
+        drop(self.engine);
+        tracing::info!(node_id = self.config.node_id, "stopped");
+    }
+}
+
+fn replica_context(
+    config: &Config,
+    engine: Arc<dyn StorageEngine>,
+    commit: GroupCommit,
+) -> ReplicaContext {
+    let timing = RaftTiming {
+        heartbeat_interval_ms: config.raft.heartbeat_interval_ms,
+        election_timeout_min_ms: config.raft.election_timeout_min_ms,
+        election_timeout_max_ms: config.raft.election_timeout_max_ms,
+        max_payload_entries: config.raft.max_payload_entries,
+    };
+    ReplicaContext {
+        node_id: config.node_id,
+        engine,
+        commit,
+        peers: Arc::new(PeerChannels::default()),
+        raft_config: Arc::new(openraft_config("evlog", timing)),
+        limits: BatchLimits {
+            batch_bytes_max: config.produce.batch_bytes_max as usize,
+            batch_events_max: config.produce.batch_events_max as usize,
+            inflight_entries_max: config.produce.inflight_entries_max as usize,
+            queue_requests_max: 4096,
+        },
+    }
+}
+
+fn api_limits(config: &Config) -> ApiLimits {
+    ApiLimits {
+        request_bytes_max: config.produce.request_bytes_max as usize,
+        default_max_event_bytes: u32::try_from(config.produce.default_max_event_bytes)
+            .unwrap_or(u32::MAX),
+        request_timeout: Duration::from_millis(config.produce.request_timeout_ms),
+        response_bytes_max: config.read.response_bytes_max as usize,
+        subscribe_buffer_messages: config.read.subscribe_buffer_messages as usize,
+    }
+}
+
+/// A data dir belongs to one node id forever: starting node 2 on node 1's data would
+/// silently corrupt both Raft groups' view of who voted for whom.
+fn claim_data_dir(engine: &dyn StorageEngine, config: &Config) -> Result<(), NodeError> {
+    match engine.get(Cf::Meta, keys::META_NODE_ID)? {
+        Some(bytes) => {
+            let found = keys::decode_u64(&bytes);
+            if found != config.node_id {
+                return Err(NodeError::WrongDataDir {
+                    data_dir: config.data_dir.display().to_string(),
+                    found,
+                    expected: config.node_id,
+                });
+            }
+        }
+        None => {
+            let mut batch = WriteBatch::default();
+            batch.put(
+                Cf::Meta,
+                keys::META_NODE_ID.to_vec(),
+                config.node_id.to_be_bytes().to_vec(),
+            );
+            engine.write(batch)?;
+            engine.sync()?;
+        }
+    }
+    Ok(())
+}
+
+/// Fails fast with a clear error when the address cannot be bound (in use, not local).
+#[cfg(not(madsim))]
+fn probe_listen(addr: SocketAddr) -> Result<(), NodeError> {
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|e| NodeError::Listen {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })
+}
+
+#[cfg(madsim)]
+fn probe_listen(_addr: SocketAddr) -> Result<(), NodeError> {
+    Ok(())
+}
+
+fn serve(
+    addr: SocketAddr,
+    api: ApiContext,
+    groups: Arc<Groups>,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<(), tonic::transport::Error>> {
+    let message_max = api.limits.request_bytes_max + (1 << 20);
+    let event_log = EventLogServer::new(EventLogService::new(api.clone()))
+        .max_decoding_message_size(message_max)
+        .max_encoding_message_size(message_max);
+    let admin = AdminServer::new(AdminService::new(api));
+    let transport = RaftTransportServer::new(TransportService::new(groups))
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+    crate::rt::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(event_log)
+            .add_service(admin)
+            .add_service(transport)
+            .serve_with_shutdown(addr, async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+    })
+}

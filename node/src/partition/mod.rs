@@ -1,0 +1,200 @@
+//! Local replicas of partitions: the registry that owns them, and for each one its Raft,
+//! its produce batcher and the watermark readers follow.
+
+pub mod produce;
+pub mod read;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use openraft::BasicNode;
+use tokio::sync::watch;
+
+use crate::raft::log_store::{delete_partition_data, LogStore};
+use crate::raft::network::{Network, PeerChannels};
+use crate::raft::state_machine::{load_applied, StateMachine};
+use crate::raft::Raft;
+use crate::storage::{GroupCommit, StorageEngine};
+use crate::types::{NodeId, PartitionId};
+use crate::NodeError;
+
+use produce::{BatchLimits, Batcher};
+use state::{PartitionState, Watermark};
+
+/// Who leads a partition, as this replica sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leadership {
+    /// This replica leads: it takes appends and serves reads.
+    Leader,
+    /// Another replica leads (id and address when known).
+    Follower { leader: Option<(NodeId, String)> },
+}
+
+/// One local replica of a partition.
+pub struct Replica {
+    pub partition: PartitionId,
+    pub raft: Raft,
+    pub batcher: Batcher,
+    watermark: watch::Receiver<Watermark>,
+    node_id: NodeId,
+}
+
+impl Replica {
+    pub fn watermark(&self) -> watch::Receiver<Watermark> {
+        self.watermark.clone()
+    }
+
+    pub fn leadership(&self) -> Leadership {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        match metrics.current_leader {
+            Some(leader) if leader == self.node_id && metrics.state.is_leader() => {
+                Leadership::Leader
+            }
+            Some(leader) => Leadership::Follower {
+                leader: metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&leader)
+                    .map(|node| (leader, node.addr.clone())),
+            },
+            None => Leadership::Follower { leader: None },
+        }
+    }
+
+    pub fn current_leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+}
+
+/// What every replica of this node shares.
+#[derive(Clone)]
+pub struct ReplicaContext {
+    pub node_id: NodeId,
+    pub engine: Arc<dyn StorageEngine>,
+    pub commit: GroupCommit,
+    pub peers: Arc<PeerChannels>,
+    pub raft_config: Arc<openraft::Config>,
+    pub limits: BatchLimits,
+}
+
+/// The local replicas, by partition id.
+pub struct Registry {
+    ctx: ReplicaContext,
+    replicas: RwLock<HashMap<PartitionId, Arc<Replica>>>,
+}
+
+impl Registry {
+    pub fn new(ctx: ReplicaContext) -> Self {
+        Self {
+            ctx,
+            replicas: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, partition: PartitionId) -> Option<Arc<Replica>> {
+        self.replicas
+            .read()
+            .expect("registry poisoned")
+            .get(&partition)
+            .cloned()
+    }
+
+    pub fn ids(&self) -> Vec<PartitionId> {
+        self.replicas
+            .read()
+            .expect("registry poisoned")
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    pub fn engine(&self) -> &Arc<dyn StorageEngine> {
+        &self.ctx.engine
+    }
+
+    /// Starts the local replica of `partition` (restoring its state from storage) and
+    /// initializes the group with `members` if it has never been initialized.
+    pub async fn start(
+        &self,
+        partition: PartitionId,
+        members: BTreeMap<NodeId, BasicNode>,
+    ) -> Result<Arc<Replica>, NodeError> {
+        if let Some(existing) = self.get(partition) {
+            return Ok(existing);
+        }
+        let ctx = &self.ctx;
+        let applied = load_applied(ctx.engine.as_ref(), partition)?.unwrap_or_default();
+        let state = PartitionState::restore(partition, ctx.engine.as_ref(), &applied.summary)?;
+        let watermark = state.watermark();
+        let log_store = LogStore::new(partition, ctx.engine.clone(), ctx.commit.clone());
+        let state_machine = StateMachine::new(partition, ctx.engine.clone(), applied, state);
+        let network = Network::new(partition, ctx.peers.clone());
+        let raft = Raft::new(
+            ctx.node_id,
+            ctx.raft_config.clone(),
+            network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(format!("starting {partition}: {e}")))?;
+        if !raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?
+        {
+            // Every replica initializes with the same members: openraft makes that safe.
+            if let Err(e) = raft.initialize(members).await {
+                tracing::debug!(%partition, "initialize: {e}");
+            }
+        }
+        let batcher = Batcher::start(partition, raft.clone(), ctx.limits);
+        let replica = Arc::new(Replica {
+            partition,
+            raft,
+            batcher,
+            watermark,
+            node_id: ctx.node_id,
+        });
+        self.replicas
+            .write()
+            .expect("registry poisoned")
+            .insert(partition, replica.clone());
+        tracing::info!(%partition, "replica started");
+        Ok(replica)
+    }
+
+    /// Stops the local replica of `partition` and deletes its data.
+    pub async fn remove(&self, partition: PartitionId) -> Result<(), NodeError> {
+        let removed = self
+            .replicas
+            .write()
+            .expect("registry poisoned")
+            .remove(&partition);
+        if let Some(replica) = removed {
+            if let Err(e) = replica.raft.shutdown().await {
+                tracing::warn!(%partition, "raft shutdown: {e}");
+            }
+        }
+        delete_partition_data(self.ctx.engine.as_ref(), partition)?;
+        tracing::info!(%partition, "replica removed");
+        Ok(())
+    }
+
+    /// Stops every replica (node shutdown); their data stays.
+    pub async fn shutdown_all(&self) {
+        let replicas: Vec<_> = self
+            .replicas
+            .write()
+            .expect("registry poisoned")
+            .drain()
+            .collect();
+        for (partition, replica) in replicas {
+            if let Err(e) = replica.raft.shutdown().await {
+                tracing::warn!(%partition, "raft shutdown: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! A partition's applied state: offsets, the offset index and the idempotency table.
+//!
+//! Applying an `AppendBatch` assigns each accepted segment the next dense offsets and
+//! records `base_offset -> (log index, segment)` in the offset index, which is how reads
+//! find events. Idempotent producers are deduplicated here, deterministically on every
+//! replica: a segment that repeats the producer's last request is answered with the
+//! original offsets and writes nothing; one whose sequence does not follow is refused.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::keys::{self, Cf};
+use crate::raft::codec::{decode, encode};
+use crate::raft::state_machine::GroupState;
+use crate::raft::{AppendBatch, Command, CommandResponse, SegmentOutcome};
+use crate::storage::{StorageEngine, StorageError, WriteBatch};
+use crate::types::PartitionId;
+
+/// Most idempotent producers remembered per partition; the least recently active is
+/// forgotten first (its retries after that can no longer be recognised).
+pub const PRODUCERS_MAX: usize = 10_000;
+
+/// What readers need to know about the committed log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Watermark {
+    /// Offset of the next event to be committed: every offset below is readable.
+    pub high: u64,
+    /// First offset still retained.
+    pub log_start: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct ProducerRecord {
+    next_sequence: u64,
+    last_first_sequence: u64,
+    last_base_offset: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Summary {
+    next_offset: u64,
+    log_start_offset: u64,
+}
+
+pub struct PartitionState {
+    partition: PartitionId,
+    summary: Summary,
+    producers: HashMap<u64, ProducerRecord>,
+    watermark: Arc<watch::Sender<Watermark>>,
+}
+
+impl PartitionState {
+    /// Rebuilds the state from the applied summary and the stored producer records.
+    pub fn restore(
+        partition: PartitionId,
+        engine: &dyn StorageEngine,
+        summary: &[u8],
+    ) -> Result<Self, StorageError> {
+        let summary: Summary = if summary.is_empty() {
+            Summary::default()
+        } else {
+            decode(summary).map_err(|e| corrupt(partition, e))?
+        };
+        let (from, to) = keys::producer_range(partition);
+        let mut producers = HashMap::new();
+        for (key, value) in engine.scan(Cf::PartitionState, &from, &to, PRODUCERS_MAX + 1)? {
+            let producer_id = u64::from_be_bytes(key[9..17].try_into().expect("producer key"));
+            let record: ProducerRecord = decode(&value).map_err(|e| corrupt(partition, e))?;
+            producers.insert(producer_id, record);
+        }
+        let (watermark, _) = watch::channel(Watermark {
+            high: summary.next_offset,
+            log_start: summary.log_start_offset,
+        });
+        Ok(Self {
+            partition,
+            summary,
+            producers,
+            watermark: Arc::new(watermark),
+        })
+    }
+
+    /// Readers subscribe here to learn the high watermark and wait for new commits.
+    pub fn watermark(&self) -> watch::Receiver<Watermark> {
+        self.watermark.subscribe()
+    }
+
+    fn apply_batch(
+        &mut self,
+        log_index: u64,
+        batch: AppendBatch,
+        writes: &mut WriteBatch,
+    ) -> Vec<SegmentOutcome> {
+        let mut outcomes = Vec::with_capacity(batch.segments.len());
+        for (segment_index, segment) in batch.segments.into_iter().enumerate() {
+            let count = segment.events.len() as u64;
+            assert!(
+                count > 0,
+                "{}: empty segment at index {log_index}",
+                self.partition
+            );
+            if segment.producer_id != 0 {
+                if let Some(refused) =
+                    self.check_sequence(segment.producer_id, segment.first_sequence, count)
+                {
+                    outcomes.push(refused);
+                    continue;
+                }
+            }
+            let base_offset = self.summary.next_offset;
+            self.summary.next_offset += count;
+            let segment_index = u32::try_from(segment_index).expect("segments per entry fit u32");
+            writes.put(
+                Cf::OffsetIndex,
+                keys::offset_index(self.partition, base_offset),
+                keys::offset_location(log_index, segment_index),
+            );
+            if segment.producer_id != 0 {
+                let record = ProducerRecord {
+                    next_sequence: segment.first_sequence + count,
+                    last_first_sequence: segment.first_sequence,
+                    last_base_offset: base_offset,
+                };
+                self.producers.insert(segment.producer_id, record);
+                writes.put(
+                    Cf::PartitionState,
+                    keys::producer_state(self.partition, segment.producer_id),
+                    encode(&record),
+                );
+                self.evict_producers(writes);
+            }
+            outcomes.push(SegmentOutcome::Appended { base_offset });
+        }
+        outcomes
+    }
+
+    /// None = accept. Otherwise the outcome that refuses (or deduplicates) the segment.
+    fn check_sequence(
+        &self,
+        producer_id: u64,
+        first_sequence: u64,
+        count: u64,
+    ) -> Option<SegmentOutcome> {
+        let record = self.producers.get(&producer_id)?;
+        if first_sequence == record.last_first_sequence
+            && first_sequence + count == record.next_sequence
+        {
+            return Some(SegmentOutcome::Duplicate {
+                base_offset: record.last_base_offset,
+            });
+        }
+        if first_sequence != record.next_sequence {
+            return Some(SegmentOutcome::OutOfOrder {
+                expected_sequence: record.next_sequence,
+            });
+        }
+        None
+    }
+
+    fn evict_producers(&mut self, writes: &mut WriteBatch) {
+        while self.producers.len() > PRODUCERS_MAX {
+            let (&oldest, _) = self
+                .producers
+                .iter()
+                .min_by_key(|(_, r)| r.last_base_offset)
+                .expect("over the cap means not empty");
+            self.producers.remove(&oldest);
+            writes.delete(
+                Cf::PartitionState,
+                keys::producer_state(self.partition, oldest),
+            );
+        }
+    }
+}
+
+fn corrupt(partition: PartitionId, e: String) -> StorageError {
+    StorageError::Corrupt {
+        cf: Cf::PartitionState.name(),
+        key: keys::partition_prefix(partition).to_vec(),
+        reason: e,
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct PartitionSnapshot {
+    summary: Summary,
+    producers: Vec<(u64, ProducerRecord)>,
+}
+
+impl GroupState for PartitionState {
+    fn apply(
+        &mut self,
+        log_index: u64,
+        command: Command,
+        writes: &mut WriteBatch,
+    ) -> CommandResponse {
+        match command {
+            Command::Append(batch) => {
+                CommandResponse::Append(self.apply_batch(log_index, batch, writes))
+            }
+            Command::Metadata(_) => {
+                panic!("{}: metadata command in a partition log", self.partition)
+            }
+        }
+    }
+
+    fn summary(&self) -> Vec<u8> {
+        encode(&self.summary)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut producers: Vec<_> = self.producers.iter().map(|(id, r)| (*id, *r)).collect();
+        producers.sort_by_key(|(id, _)| *id);
+        encode(&PartitionSnapshot {
+            summary: self.summary,
+            producers,
+        })
+    }
+
+    fn install(&mut self, snapshot: &[u8], writes: &mut WriteBatch) -> Result<(), String> {
+        let snapshot: PartitionSnapshot = decode(snapshot)?;
+        let (from, to) = keys::producer_range(self.partition);
+        writes.delete_range(Cf::PartitionState, from, to);
+        writes.delete_range(
+            Cf::OffsetIndex,
+            keys::partition_prefix(self.partition),
+            keys::partition_end(self.partition),
+        );
+        self.producers.clear();
+        for (id, record) in snapshot.producers {
+            writes.put(
+                Cf::PartitionState,
+                keys::producer_state(self.partition, id),
+                encode(&record),
+            );
+            self.producers.insert(id, record);
+        }
+        // The events below the snapshot are not on this replica: they start after it.
+        self.summary = Summary {
+            next_offset: snapshot.summary.next_offset,
+            log_start_offset: snapshot.summary.next_offset,
+        };
+        Ok(())
+    }
+
+    fn publish(&self) {
+        self.watermark.send_replace(Watermark {
+            high: self.summary.next_offset,
+            log_start: self.summary.log_start_offset,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Goal: offsets are dense across segments and entries, and idempotent producers are
+    //! deduplicated. Method: apply batches to a state over an empty in-test engine and
+    //! inspect outcomes and the writes they produce.
+    use super::*;
+    use crate::raft::ProduceSegment;
+    use crate::storage::WriteOp;
+    use crate::types::Event;
+
+    fn segment(producer_id: u64, first_sequence: u64, events: usize) -> ProduceSegment {
+        let event = Event {
+            key: None,
+            value: bytes::Bytes::from_static(b"v"),
+            headers: Vec::new(),
+            timestamp_ms: 1,
+        };
+        ProduceSegment {
+            producer_id,
+            first_sequence,
+            events: vec![event; events],
+        }
+    }
+
+    fn fresh() -> PartitionState {
+        let (watermark, _) = watch::channel(Watermark::default());
+        PartitionState {
+            partition: PartitionId(3),
+            summary: Summary::default(),
+            producers: HashMap::new(),
+            watermark: Arc::new(watermark),
+        }
+    }
+
+    fn apply(
+        state: &mut PartitionState,
+        index: u64,
+        segments: Vec<ProduceSegment>,
+    ) -> (Vec<SegmentOutcome>, WriteBatch) {
+        let mut writes = WriteBatch::default();
+        let outcomes = state.apply_batch(index, AppendBatch { segments }, &mut writes);
+        (outcomes, writes)
+    }
+
+    #[test]
+    fn offsets_are_dense_across_segments_and_entries() {
+        let mut state = fresh();
+        let (outcomes, writes) = apply(&mut state, 5, vec![segment(0, 0, 3), segment(0, 0, 2)]);
+        assert_eq!(
+            outcomes,
+            vec![
+                SegmentOutcome::Appended { base_offset: 0 },
+                SegmentOutcome::Appended { base_offset: 3 }
+            ]
+        );
+        let index_records = writes
+            .ops
+            .iter()
+            .filter(|op| {
+                matches!(
+                    op,
+                    WriteOp::Put {
+                        cf: Cf::OffsetIndex,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(index_records, 2, "one offset-index record per segment");
+        let (outcomes, _) = apply(&mut state, 6, vec![segment(0, 0, 1)]);
+        assert_eq!(outcomes, vec![SegmentOutcome::Appended { base_offset: 5 }]);
+        state.publish();
+        assert_eq!(state.watermark().borrow().high, 6);
+    }
+
+    #[test]
+    fn a_retried_request_is_answered_with_its_original_offsets_and_writes_nothing() {
+        let mut state = fresh();
+        apply(&mut state, 1, vec![segment(42, 0, 4)]);
+        let (outcomes, writes) = apply(&mut state, 2, vec![segment(42, 0, 4)]);
+        assert_eq!(outcomes, vec![SegmentOutcome::Duplicate { base_offset: 0 }]);
+        assert!(writes.is_empty());
+        let (outcomes, _) = apply(&mut state, 3, vec![segment(42, 4, 1)]);
+        assert_eq!(outcomes, vec![SegmentOutcome::Appended { base_offset: 4 }]);
+    }
+
+    #[test]
+    fn a_sequence_gap_is_refused_without_consuming_offsets() {
+        let mut state = fresh();
+        apply(&mut state, 1, vec![segment(9, 10, 2)]);
+        let (outcomes, writes) = apply(&mut state, 2, vec![segment(9, 13, 1), segment(0, 0, 1)]);
+        assert_eq!(
+            outcomes,
+            vec![
+                SegmentOutcome::OutOfOrder {
+                    expected_sequence: 12
+                },
+                SegmentOutcome::Appended { base_offset: 2 }
+            ]
+        );
+        assert_eq!(writes.ops.len(), 1, "only the accepted segment is indexed");
+    }
+
+    #[test]
+    fn the_producer_table_is_bounded() {
+        let mut state = fresh();
+        for producer in 1..=(PRODUCERS_MAX as u64 + 5) {
+            apply(&mut state, producer, vec![segment(producer, 0, 1)]);
+        }
+        assert_eq!(state.producers.len(), PRODUCERS_MAX);
+        assert!(
+            !state.producers.contains_key(&1),
+            "the least recently active is forgotten"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! A Raft group's log, in the node's storage engine: openraft's `RaftLogStorage`.
+//!
+//! Entries live in `raft_log` under `partition | log index`, framed with a CRC32C that
+//! every read verifies. An append is reported flushed to openraft only after a WAL fsync
+//! that covers it; that fsync is shared with every other group's appends through
+//! [`GroupCommit`]. The vote is synced before `save_vote` returns: a node must never
+//! vote twice in a term, even across a power failure.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, StorageIOError, Vote};
+
+use super::codec::{decode, encode};
+use super::{Entry, LogId, RaftStorageError, TypeConfig};
+use crate::keys::{self, Cf, RaftStateKind};
+use crate::storage::{checksummed, verify_checksum, GroupCommit, StorageEngine, WriteBatch};
+use crate::types::{NodeId, PartitionId};
+
+/// Most entries one read returns; openraft asks for bounded ranges anyway.
+const READ_ENTRIES_MAX: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct LogStore {
+    partition: PartitionId,
+    engine: Arc<dyn StorageEngine>,
+    commit: GroupCommit,
+}
+
+fn io_error(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl ToString) -> RaftStorageError {
+    StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())).into()
+}
+
+fn logs_error(verb: ErrorVerb, e: impl ToString) -> RaftStorageError {
+    io_error(ErrorSubject::Logs, verb, e)
+}
+
+impl LogStore {
+    pub fn new(
+        partition: PartitionId,
+        engine: Arc<dyn StorageEngine>,
+        commit: GroupCommit,
+    ) -> Self {
+        Self {
+            partition,
+            engine,
+            commit,
+        }
+    }
+
+    fn read_state<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: RaftStateKind,
+    ) -> Result<Option<T>, RaftStorageError> {
+        let key = keys::raft_state(self.partition, kind);
+        let Some(framed) = self
+            .engine
+            .get(Cf::RaftState, &key)
+            .map_err(|e| logs_error(ErrorVerb::Read, e))?
+        else {
+            return Ok(None);
+        };
+        let bytes = verify_checksum(Cf::RaftState, &key, &framed)
+            .map_err(|e| logs_error(ErrorVerb::Read, e))?;
+        decode(bytes)
+            .map(Some)
+            .map_err(|e| logs_error(ErrorVerb::Read, e))
+    }
+
+    fn state_put(
+        &self,
+        batch: &mut WriteBatch,
+        kind: RaftStateKind,
+        value: &impl serde::Serialize,
+    ) {
+        batch.put(
+            Cf::RaftState,
+            keys::raft_state(self.partition, kind),
+            checksummed(&encode(value)),
+        );
+    }
+
+    fn decode_entry(key: &[u8], framed: &[u8]) -> Result<Entry, RaftStorageError> {
+        let bytes = verify_checksum(Cf::RaftLog, key, framed)
+            .map_err(|e| logs_error(ErrorVerb::Read, e))?;
+        let entry: Entry = decode(bytes).map_err(|e| logs_error(ErrorVerb::Read, e))?;
+        let index = keys::second_u64(key);
+        if entry.get_log_id().index != index {
+            return Err(logs_error(
+                ErrorVerb::Read,
+                format!(
+                    "entry under index {index} says it is {}",
+                    entry.get_log_id()
+                ),
+            ));
+        }
+        Ok(entry)
+    }
+
+    fn last_entry_id(&self) -> Result<Option<LogId>, RaftStorageError> {
+        let from = keys::raft_log(self.partition, 0);
+        let to = keys::partition_end(self.partition);
+        let last = self
+            .engine
+            .last_in_range(Cf::RaftLog, &from, &to)
+            .map_err(|e| logs_error(ErrorVerb::Read, e))?;
+        match last {
+            None => Ok(None),
+            Some((key, framed)) => Ok(Some(*Self::decode_entry(&key, &framed)?.get_log_id())),
+        }
+    }
+
+    /// Reads the entries with index in `[start, end)`, verifying each checksum.
+    pub fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, RaftStorageError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let from = keys::raft_log(self.partition, start);
+        let to = keys::raft_log(self.partition, end);
+        let limit = usize::try_from(end - start)
+            .unwrap_or(usize::MAX)
+            .min(READ_ENTRIES_MAX);
+        let pairs = self
+            .engine
+            .scan(Cf::RaftLog, &from, &to, limit)
+            .map_err(|e| logs_error(ErrorVerb::Read, e))?;
+        let mut entries = Vec::with_capacity(pairs.len());
+        for (key, framed) in pairs {
+            let entry = Self::decode_entry(&key, &framed)?;
+            if let Some(prev) = entries.last() {
+                let prev: &Entry = prev;
+                assert_eq!(
+                    prev.get_log_id().index + 1,
+                    entry.get_log_id().index,
+                    "{}: hole in the raft log",
+                    self.partition
+                );
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
+fn range_to_bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(s) => *s,
+        Bound::Excluded(s) => s + 1,
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(e) => e.saturating_add(1),
+        Bound::Excluded(e) => *e,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, RaftStorageError> {
+        let (start, end) = range_to_bounds(&range);
+        self.read_entries(start, end)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
+        let last_purged: Option<LogId> = self.read_state(RaftStateKind::LastPurged)?;
+        let last = self.last_entry_id()?.or(last_purged);
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), RaftStorageError> {
+        let mut batch = WriteBatch::default();
+        self.state_put(&mut batch, RaftStateKind::Vote, vote);
+        let vote_error =
+            |e: crate::storage::StorageError| io_error(ErrorSubject::Vote, ErrorVerb::Write, e);
+        self.engine.write(batch).map_err(vote_error)?;
+        self.commit.sync().await.map_err(vote_error)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, RaftStorageError> {
+        self.read_state(RaftStateKind::Vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
+        let mut batch = WriteBatch::default();
+        self.state_put(&mut batch, RaftStateKind::Committed, &committed);
+        self.engine
+            .write(batch)
+            .map_err(|e| logs_error(ErrorVerb::Write, e))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, RaftStorageError> {
+        Ok(self
+            .read_state::<Option<LogId>>(RaftStateKind::Committed)?
+            .flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            let key = keys::raft_log(self.partition, entry.get_log_id().index);
+            batch.put(Cf::RaftLog, key, checksummed(&encode(&entry)));
+        }
+        if let Err(e) = self.engine.write(batch) {
+            let error = logs_error(ErrorVerb::Write, &e);
+            callback.log_io_completed(Err(e.into_io()));
+            return Err(error);
+        }
+        self.commit
+            .after_sync(Box::new(move |result| callback.log_io_completed(result)));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range(
+            Cf::RaftLog,
+            keys::raft_log(self.partition, log_id.index),
+            keys::partition_end(self.partition),
+        );
+        self.engine
+            .write(batch)
+            .map_err(|e| logs_error(ErrorVerb::Delete, e))
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
+        let mut batch = WriteBatch::default();
+        self.state_put(&mut batch, RaftStateKind::LastPurged, &log_id);
+        batch.delete_range(
+            Cf::RaftLog,
+            keys::raft_log(self.partition, 0),
+            keys::raft_log(self.partition, log_id.index + 1),
+        );
+        self.engine
+            .write(batch)
+            .map_err(|e| logs_error(ErrorVerb::Delete, e))
+    }
+}
+
+/// Reads the entry at `log_index` of `partition`, verifying its checksum.
+pub fn read_entry(
+    engine: &dyn StorageEngine,
+    partition: PartitionId,
+    log_index: u64,
+) -> Result<Entry, crate::storage::StorageError> {
+    let key = keys::raft_log(partition, log_index);
+    let framed =
+        engine
+            .get(Cf::RaftLog, &key)?
+            .ok_or_else(|| crate::storage::StorageError::Corrupt {
+                cf: Cf::RaftLog.name(),
+                key: key.to_vec(),
+                reason: "entry referenced by the offset index is missing".into(),
+            })?;
+    let bytes = verify_checksum(Cf::RaftLog, &key, &framed)?;
+    decode(bytes).map_err(|reason| crate::storage::StorageError::Corrupt {
+        cf: Cf::RaftLog.name(),
+        key: key.to_vec(),
+        reason,
+    })
+}
+
+/// Deletes every record of `partition` from the engine (replica removed, topic deleted).
+pub fn delete_partition_data(
+    engine: &dyn StorageEngine,
+    partition: PartitionId,
+) -> Result<(), crate::storage::StorageError> {
+    let mut batch = WriteBatch::default();
+    for cf in [
+        Cf::RaftLog,
+        Cf::RaftState,
+        Cf::OffsetIndex,
+        Cf::PartitionState,
+    ] {
+        batch.delete_range(
+            cf,
+            keys::partition_prefix(partition),
+            keys::partition_end(partition),
+        );
+    }
+    engine.write(batch)
+}

@@ -1,0 +1,119 @@
+//! openraft wiring shared by every Raft group of the node (the metadata group and each
+//! partition): the type config, the commands entries carry, the log store and state
+//! machine over [`crate::storage`], and the node-to-node network and transport service.
+//!
+//! One type config serves every group: a partition's entries carry
+//! [`Command::Append`], the metadata group's carry [`Command::Metadata`]. A state machine
+//! that receives the other kind has been wired to the wrong group: that is a bug, and it
+//! asserts.
+
+pub mod codec;
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+pub mod transport;
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metadata::state::{MetadataCommand, MetadataResponse};
+use crate::types::{Event, NodeId};
+
+openraft::declare_raft_types!(
+    /// The Raft type config of every evlog group.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResponse,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = crate::rt::RaftRuntime,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+pub type RaftStorageError = openraft::StorageError<NodeId>;
+
+/// What a Raft entry carries besides openraft's own blank and membership entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A metadata change (metadata group only).
+    Metadata(MetadataCommand),
+    /// Events for a partition (partition groups only): one or more produce requests
+    /// coalesced into one entry.
+    Append(AppendBatch),
+}
+
+/// Events appended as one Raft entry. Offsets are assigned when the entry is applied,
+/// densely, in segment order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendBatch {
+    pub segments: Vec<ProduceSegment>,
+}
+
+/// The events of one produce request, with the idempotency key of its producer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceSegment {
+    /// 0 = not an idempotent producer: never deduplicated.
+    pub producer_id: u64,
+    /// Sequence number of the first event within (producer, partition).
+    pub first_sequence: u64,
+    pub events: Vec<Event>,
+}
+
+/// The state machine's answer for one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResponse {
+    /// Blank and membership entries have nothing to answer.
+    Empty,
+    Metadata(MetadataResponse),
+    /// One outcome per segment of an [`AppendBatch`], in order.
+    Append(Vec<SegmentOutcome>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SegmentOutcome {
+    /// Appended at `[base_offset, base_offset + events)`.
+    Appended { base_offset: u64 },
+    /// A retry of the producer's last request: nothing written, original offsets returned.
+    Duplicate { base_offset: u64 },
+    /// The sequence skips ahead or goes back past the last request: nothing written.
+    OutOfOrder { expected_sequence: u64 },
+}
+
+/// Timing of every group's Raft (from `config::RaftConfig`).
+#[derive(Debug, Clone, Copy)]
+pub struct RaftTiming {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub max_payload_entries: u64,
+}
+
+/// openraft's config for every group. The Raft log IS the event log: snapshots are never
+/// built by policy and logs are never purged by openraft (only retention purges).
+pub fn openraft_config(cluster: &str, timing: RaftTiming) -> openraft::Config {
+    let config = openraft::Config {
+        cluster_name: cluster.to_string(),
+        heartbeat_interval: timing.heartbeat_interval_ms,
+        election_timeout_min: timing.election_timeout_min_ms,
+        election_timeout_max: timing.election_timeout_max_ms,
+        max_payload_entries: timing.max_payload_entries,
+        snapshot_policy: openraft::SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: u64::MAX,
+        purge_batch_size: 1024,
+        enable_tick: true,
+        ..Default::default()
+    };
+    config
+        .validate()
+        .expect("openraft config is built from a validated node config")
+}
+
+/// How long a node waits for a Raft RPC before calling the peer unreachable.
+pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_millis(1000);

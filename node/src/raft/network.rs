@@ -1,0 +1,167 @@
+//! The client side of the node-to-node Raft transport: openraft's `RaftNetwork` over
+//! gRPC (`raft.v1.RaftTransport`). One channel per peer address is shared by every group;
+//! each request names its group, so hundreds of partitions multiplex one connection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use evlog_proto::raft::v1::raft_transport_client::RaftTransportClient;
+use evlog_proto::raft::v1::{RaftRequest, RaftResponse};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use super::codec::{decode, encode};
+use super::TypeConfig;
+use crate::types::{NodeId, PartitionId};
+
+/// Lazily connected gRPC channels to peers, by address.
+#[derive(Default)]
+pub struct PeerChannels {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl PeerChannels {
+    pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = self.channels.lock().expect("peer channel map poisoned");
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+}
+
+/// Creates per-target clients for one group.
+#[derive(Clone)]
+pub struct Network {
+    group: PartitionId,
+    peers: Arc<PeerChannels>,
+}
+
+impl Network {
+    pub fn new(group: PartitionId, peers: Arc<PeerChannels>) -> Self {
+        Self { group, peers }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            group: self.group,
+            target,
+            addr: node.addr.clone(),
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+pub struct PeerClient {
+    group: PartitionId,
+    target: NodeId,
+    addr: String,
+    peers: Arc<PeerChannels>,
+}
+
+/// Which transport RPC a request goes to.
+#[derive(Clone, Copy)]
+enum Rpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(
+        &self,
+        rpc: Rpc,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let unreachable = |e: &dyn std::fmt::Display| {
+            RPCError::Unreachable(Unreachable::new(&TransportError(e.to_string())))
+        };
+        let channel = self
+            .peers
+            .channel(&self.addr)
+            .map_err(|e| unreachable(&e))?;
+        let mut client = RaftTransportClient::new(channel).max_decoding_message_size(usize::MAX);
+        let mut request = tonic::Request::new(RaftRequest {
+            group_id: self.group.0,
+            payload: encode(request).into(),
+        });
+        request.set_timeout(option.hard_ttl());
+        let result = match rpc {
+            Rpc::AppendEntries => client.append_entries(request).await,
+            Rpc::Vote => client.vote(request).await,
+            Rpc::InstallSnapshot => client.install_snapshot(request).await,
+        };
+        let response: RaftResponse = result.map_err(|status| unreachable(&status))?.into_inner();
+        if !response.transport_error.is_empty() {
+            return Err(unreachable(&response.transport_error));
+        }
+        let decoded: Result<Resp, RaftError<NodeId, E>> = decode(&response.payload)
+            .map_err(|e| RPCError::Network(NetworkError::new(&TransportError(e))))?;
+        decoded.map_err(|e| {
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                BasicNode::new(&self.addr),
+                e,
+            ))
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("raft transport: {0}")]
+struct TransportError(String);
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(Rpc::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(Rpc::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(Rpc::Vote, &rpc, &option).await
+    }
+}

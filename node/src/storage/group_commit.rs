@@ -1,0 +1,103 @@
+//! Group commit: one WAL fsync for the appends of many partitions and requests.
+//!
+//! A writer first `write`s its batch (visible, not yet durable), then registers a waiter
+//! here. One task drains every waiter registered so far (up to `max_waiters`), runs one
+//! `sync` on a blocking thread and completes them all: a sync that starts after a waiter
+//! was received covers that waiter's write. While a sync is running, new waiters queue up
+//! for the next one, so the number of fsyncs per second stays bounded by the disk's
+//! latency, not by the number of writers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StorageEngine, StorageError};
+
+/// Called once the write it follows is durable (or the sync failed).
+pub type SyncWaiter = Box<dyn FnOnce(Result<(), std::io::Error>) + Send>;
+
+/// Counters, for benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct GroupCommitStats {
+    pub syncs: AtomicU64,
+    pub waiters: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct GroupCommit {
+    tx: mpsc::UnboundedSender<SyncWaiter>,
+    stats: Arc<GroupCommitStats>,
+}
+
+impl GroupCommit {
+    /// Starts the committer task for `engine`. It stops when every handle is dropped.
+    pub fn start(engine: Arc<dyn StorageEngine>, max_waiters: usize) -> Self {
+        assert!(
+            max_waiters > 0,
+            "group commit needs room for at least one waiter"
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(GroupCommitStats::default());
+        crate::rt::spawn(run(engine, rx, max_waiters, stats.clone()));
+        Self { tx, stats }
+    }
+
+    /// Calls `waiter` once every write that returned before this call is durable.
+    pub fn after_sync(&self, waiter: SyncWaiter) {
+        if let Err(mpsc::error::SendError(waiter)) = self.tx.send(waiter) {
+            waiter(Err(std::io::Error::other("group commit stopped")));
+        }
+    }
+
+    /// Waits until every write that returned before this call is durable.
+    pub async fn sync(&self) -> Result<(), StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.after_sync(Box::new(move |result| {
+            let _ = tx.send(result);
+        }));
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StorageError::Engine(format!("sync failed: {e}"))),
+            Err(_) => Err(StorageError::Engine("group commit stopped".into())),
+        }
+    }
+
+    pub fn stats(&self) -> &GroupCommitStats {
+        &self.stats
+    }
+}
+
+async fn run(
+    engine: Arc<dyn StorageEngine>,
+    mut rx: mpsc::UnboundedReceiver<SyncWaiter>,
+    max_waiters: usize,
+    stats: Arc<GroupCommitStats>,
+) {
+    let mut waiters: Vec<SyncWaiter> = Vec::with_capacity(max_waiters);
+    while let Some(first) = rx.recv().await {
+        waiters.push(first);
+        while waiters.len() < max_waiters {
+            match rx.try_recv() {
+                Ok(waiter) => waiters.push(waiter),
+                Err(_) => break,
+            }
+        }
+        let engine = engine.clone();
+        let result = match crate::rt::spawn_blocking(move || engine.sync()).await {
+            Ok(result) => result.map_err(StorageError::into_io),
+            Err(e) => Err(std::io::Error::other(format!("sync task failed: {e}"))),
+        };
+        stats.syncs.fetch_add(1, Ordering::Relaxed);
+        stats
+            .waiters
+            .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+        for waiter in waiters.drain(..) {
+            let result = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            };
+            waiter(result);
+        }
+    }
+}

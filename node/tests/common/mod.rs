@@ -1,0 +1,155 @@
+//! Test harness: real `evlog-node` processes on 127.0.0.1, spawned and killed by tests.
+//!
+//! Each node gets a free port and its own data dir under one temporary directory; nodes
+//! can be SIGKILLed (crash) or SIGTERMed (clean stop) and restarted on the same data.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestNode {
+    pub id: u64,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+pub struct TestCluster {
+    pub nodes: Vec<TestNode>,
+    initial_cluster: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Ports that were free a moment ago (bound to port 0, then released).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("local addr").port()).collect()
+}
+
+impl TestCluster {
+    /// Starts `n` nodes forming one cluster.
+    pub fn start(n: usize) -> TestCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports = free_ports(n);
+        let initial_cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes = ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| TestNode {
+                id: i as u64 + 1,
+                addr: format!("127.0.0.1:{port}"),
+                data_dir: dir.path().join(format!("node-{}", i + 1)),
+                child: None,
+                log_path: dir.path().join(format!("node-{}.log", i + 1)),
+            })
+            .collect();
+        let mut cluster = TestCluster {
+            nodes,
+            initial_cluster,
+            _dir: dir,
+        };
+        for id in 1..=n as u64 {
+            cluster.start_node(id);
+        }
+        cluster
+    }
+
+    pub fn bootstrap(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.addr.clone()).collect()
+    }
+
+    pub fn node(&self, id: u64) -> &TestNode {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    pub fn start_node(&mut self, id: u64) {
+        let initial_cluster = self.initial_cluster.clone();
+        let node = &mut self.nodes[(id - 1) as usize];
+        assert!(node.child.is_none(), "node {id} is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)
+            .expect("node log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_evlog-node"))
+            .args(["--node-id", &id.to_string(), "--listen", &node.addr])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .args(["--initial-cluster", &initial_cluster])
+            .env("EVLOG_LOG", "info,openraft=warn")
+            .stdout(Stdio::from(log.try_clone().expect("clone log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn evlog-node");
+        node.child = Some(child);
+    }
+
+    /// SIGKILL: the process dies at once, losing whatever it had not synced.
+    pub fn kill_node(&mut self, id: u64) {
+        let node = &mut self.nodes[(id - 1) as usize];
+        if let Some(mut child) = node.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop_node(&mut self, id: u64) {
+        let node = &mut self.nodes[(id - 1) as usize];
+        if let Some(mut child) = node.child.take() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -TERM failed");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(status) = child.try_wait().expect("try_wait") {
+                    assert!(status.success(), "node {id} exited with {status} after SIGTERM; log: {}", tail(&node.log_path));
+                    return;
+                }
+                if Instant::now() > deadline {
+                    child.kill().ok();
+                    panic!("node {id} did not stop within 20 s of SIGTERM; log: {}", tail(&node.log_path));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub fn stop_all(&mut self) {
+        for id in 1..=self.nodes.len() as u64 {
+            self.stop_node(id);
+        }
+    }
+
+    pub fn log_tail(&self, id: u64) -> String {
+        tail(&self.node(id).log_path)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
