@@ -13,7 +13,7 @@ pub enum NodeError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("raft storage: {0}")]
-    RaftStorage(#[from] openraft::StorageError<u64>),
+    RaftStorage(Box<openraft::StorageError<u64>>),
     #[error("raft: {0}")]
     Raft(String),
     #[error("data dir {data_dir} belongs to node {found}, but this is node {expected}: refusing to start")]
@@ -24,4 +24,10 @@ pub enum NodeError {
     },
     #[error("cannot listen on {addr}: {message}")]
     Listen { addr: String, message: String },
+}
+
+impl From<openraft::StorageError<u64>> for NodeError {
+    fn from(e: openraft::StorageError<u64>) -> Self {
+        NodeError::RaftStorage(Box::new(e))
+    }
 }

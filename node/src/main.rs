@@ -81,7 +81,7 @@ mod cli {
             }
         };
         let filter = tracing_subscriber::EnvFilter::try_from_env("EVLOG_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
         // No color codes in files, journald or the `dev` cluster's pipes.
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
         tracing_subscriber::fmt()

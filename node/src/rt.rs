@@ -18,7 +18,10 @@ where
     tokio::spawn(future)
 }
 
-/// Runs blocking work (fsync, large reads) off the async threads.
+/// Runs blocking work (fsync, large reads) off the async threads. (madsim marks its
+/// `spawn_blocking` deprecated; in simulation it runs the work as an ordinary task, which
+/// is exactly what a deterministic run needs.)
+#[cfg_attr(madsim, allow(deprecated))]
 pub fn spawn_blocking<F, R>(f: F) -> tokio::task::JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,

@@ -6,6 +6,10 @@
 //! [`GroupCommit`]. The vote is synced before `save_vote` returns: a node must never
 //! vote twice in a term, even across a power failure.
 
+// openraft's traits fix `StorageError` (224 bytes) as the error type; the helpers
+// that feed them return it unboxed rather than box and unbox it on every call.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;

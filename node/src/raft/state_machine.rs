@@ -7,6 +7,10 @@
 //! from are, and the engine keeps writes in order, so after a crash the applied state is
 //! never ahead of the log and openraft re-applies what is missing.
 
+// openraft's traits fix `StorageError` (224 bytes) as the error type; the helpers
+// that feed them return it unboxed rather than box and unbox it on every call.
+#![allow(clippy::result_large_err)]
+
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -44,6 +48,9 @@ pub trait GroupState: Send + Sync + 'static {
     /// Called after the apply's write is visible: wake readers and watchers.
     fn publish(&self);
 }
+
+/// A snapshot as kept in `partition_state | Snapshot`: its meta and its data.
+type StoredSnapshot = (SnapshotMeta<NodeId, openraft::BasicNode>, Vec<u8>);
 
 /// Persisted with every apply under `partition_state | Applied`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -120,10 +127,7 @@ impl<S: GroupState> StateMachine<S> {
         );
     }
 
-    fn current_snapshot(
-        &self,
-    ) -> Result<Option<(SnapshotMeta<NodeId, openraft::BasicNode>, Vec<u8>)>, RaftStorageError>
-    {
+    fn current_snapshot(&self) -> Result<Option<StoredSnapshot>, RaftStorageError> {
         let key = keys::partition_state(self.partition, PartitionStateKind::Snapshot);
         let Some(framed) = self
             .engine

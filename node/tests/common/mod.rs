@@ -26,8 +26,13 @@ pub struct TestCluster {
 
 /// Ports that were free a moment ago (bound to port 0, then released).
 fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("local addr").port()).collect()
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
 }
 
 impl TestCluster {
@@ -114,12 +119,19 @@ impl TestCluster {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if let Some(status) = child.try_wait().expect("try_wait") {
-                    assert!(status.success(), "node {id} exited with {status} after SIGTERM; log: {}", tail(&node.log_path));
+                    assert!(
+                        status.success(),
+                        "node {id} exited with {status} after SIGTERM; log: {}",
+                        tail(&node.log_path)
+                    );
                     return;
                 }
                 if Instant::now() > deadline {
                     child.kill().ok();
-                    panic!("node {id} did not stop within 20 s of SIGTERM; log: {}", tail(&node.log_path));
+                    panic!(
+                        "node {id} did not stop within 20 s of SIGTERM; log: {}",
+                        tail(&node.log_path)
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
