@@ -9,8 +9,9 @@
 #   2. fmt, clippy  formatting and lints, warnings are errors
 #   3. build        the release binaries, which the integration tests spawn
 #   4. test         unit and integration tests (sim-tests compiles to nothing here)
-#   5. simulation   the madsim tests: RUSTFLAGS="--cfg madsim", own target dir, reusing the
-#                   RocksDB library step 3 compiled
+#   5. simulation   the madsim tests (scripts/sim.sh): RUSTFLAGS="--cfg madsim", own target
+#                   dir, reusing the RocksDB library step 3 compiled
+#   6. determinism  the same seeds again, each run twice, every random draw compared
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
@@ -45,28 +46,6 @@ step() {
   echo "    $name: $(duration $((SECONDS - step_started)))"
 }
 
-# The simulation build compiles every crate again under --cfg madsim, but RocksDB's C++ does
-# not depend on it: link the librocksdb.a of the normal build instead of compiling it again.
-# With ROCKSDB_LIB_DIR set, librocksdb-sys 0.19's build script still generates its bindings
-# (libclang), then links `static=rocksdb` from that dir plus libstdc++. LZ4 needs nothing:
-# the lz4-sys crate still builds and links its own liblz4.a, which the library calls into.
-simulation() {
-  local lib
-  lib=$(find "$CARGO_TARGET_DIR/release/build" -path '*/librocksdb-sys-*/out/librocksdb.a' \
-    -printf '%T@ %p\n' 2>/dev/null | sort -nr | head -n 1 | cut -d' ' -f2- || true)
-  local rocksdb_env=()
-  if [[ -n $lib ]]; then
-    echo "    linking the RocksDB of the normal build: $lib"
-    rocksdb_env=(ROCKSDB_LIB_DIR="$(dirname "$lib")" ROCKSDB_STATIC=1)
-  else
-    echo "    no librocksdb.a under $CARGO_TARGET_DIR: compiling RocksDB for the simulation too"
-  fi
-  env ${rocksdb_env[@]+"${rocksdb_env[@]}"} \
-    RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }--cfg madsim" \
-    CARGO_TARGET_DIR="$EVLOG_SIM_TARGET_DIR" \
-    cargo test --release -p evlog-sim-tests
-}
-
 step "setup" scripts/setup.sh
 if [[ $skip_lint == 1 ]]; then
   echo "==> fmt, clippy: skipped (EVLOG_SKIP_LINT=1)"
@@ -76,6 +55,7 @@ else
 fi
 step "build" cargo build --release --workspace --bins
 step "test" cargo test --release --workspace
-step "simulation" simulation
+step "simulation" scripts/sim.sh
+step "determinism" env MADSIM_TEST_CHECK_DETERMINISM=1 scripts/sim.sh
 
 echo "==> all tests passed in $(duration $((SECONDS - started)))"

@@ -41,7 +41,11 @@ impl SimCluster {
     /// Starts `n` nodes; they elect leaders on their own.
     pub fn start(n: u64) -> SimCluster {
         let handle = Handle::current();
-        let data_root = std::env::temp_dir().join(format!("evlog-sim-{}-{}", std::process::id(), handle.seed()));
+        let data_root = std::env::temp_dir().join(format!(
+            "evlog-sim-{}-{}",
+            std::process::id(),
+            handle.seed()
+        ));
         let _ = std::fs::remove_dir_all(&data_root);
         std::fs::create_dir_all(&data_root).expect("sim data root");
         let peers: Vec<Peer> = (1..=n)
@@ -60,7 +64,9 @@ impl SimCluster {
                 .init(move || {
                     let config = config.clone();
                     async move {
-                        let node = evlog_node::Node::start(config).await.expect("simulated node starts");
+                        let node = evlog_node::Node::start(config)
+                            .await
+                            .expect("simulated node starts");
                         std::future::pending::<()>().await;
                         drop(node);
                     }

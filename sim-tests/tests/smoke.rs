@@ -1,6 +1,6 @@
 //! Goal: on the real code path (node entry point, RocksDB, gRPC) a 3-node simulated
 //! cluster keeps every acknowledged event through a leader crash and restart, and the
-//! run is deterministic (`MADSIM_TEST_CHECK_DETERMINISM=1`).
+//! run is deterministic (`MADSIM_TEST_CHECK_DETERMINISM=1`, see `evlog_sim_tests::runner`).
 //!
 //! Method: one partition, RF 3. A client publishes 100 events, the partition's leader is
 //! killed and restarted two seconds later, the client publishes 100 more (retrying across
@@ -15,6 +15,15 @@ use evlog_client::{Client, ClientConfig, Event, ProducerConfig};
 use evlog_sim_tests::cluster::SimCluster;
 
 const TOPIC: &str = "smoke";
+
+fn init_tracing() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
 
 async fn create_topic(client: &Client) {
     for _ in 0..100 {
@@ -43,50 +52,95 @@ async fn leader(client: &Client, addrs: &[String]) -> u64 {
     panic!("no leader elected");
 }
 
-#[madsim::test]
-async fn acknowledged_events_survive_a_leader_crash() {
+#[test]
+fn acknowledged_events_survive_a_leader_crash() {
+    evlog_sim_tests::runner::run(
+        "smoke",
+        "acknowledged_events_survive_a_leader_crash",
+        scenario,
+    );
+}
+
+async fn scenario() -> String {
+    init_tracing();
     let cluster = SimCluster::start(3);
     let client_node = cluster.client_node("client", 1);
     let addrs = cluster.addrs.clone();
     let handle = madsim::runtime::Handle::current();
     let node_ids: Vec<_> = cluster.nodes.iter().map(|n| n.id()).collect();
-    client_node
+    let trace = client_node
         .spawn(async move {
-            let client = Client::with_config(ClientConfig::new(addrs.clone()).with_operation_deadline_ms(60_000))
-                .await
-                .expect("connect");
+            let client = Client::with_config(
+                ClientConfig::new(addrs.clone()).with_operation_deadline_ms(60_000),
+            )
+            .await
+            .expect("connect");
             create_topic(&client).await;
-            let producer = client.producer(ProducerConfig::default()).expect("producer");
+            let producer = client
+                .producer(ProducerConfig::default())
+                .expect("producer");
             let mut acked = Vec::new();
+            let mut trace = Vec::new();
             for i in 0..200u32 {
                 if i == 100 {
                     let victim = leader(&client, &addrs).await;
                     tracing::info!("killing the leader, node {victim}");
+                    trace.push(format!(
+                        "{:?} kill node {victim}",
+                        madsim::time::TimeHandle::current().elapsed()
+                    ));
                     handle.kill(node_ids[(victim - 1) as usize]);
                     madsim::time::sleep(Duration::from_secs(2)).await;
                     handle.restart(node_ids[(victim - 1) as usize]);
                 }
                 let value = format!("event-{i}");
-                let ack = producer.send(TOPIC, Event::new(value.clone())).await.expect("acknowledged");
+                let ack = producer
+                    .send(TOPIC, Event::new(value.clone()))
+                    .await
+                    .expect("acknowledged");
                 acked.push((ack.offset, value));
+                trace.push(format!(
+                    "{:?} ack {}",
+                    madsim::time::TimeHandle::current().elapsed(),
+                    ack.offset
+                ));
             }
             let mut log = Vec::new();
             while log.len() < 200 {
-                let read = client.read(TOPIC, 0, log.len() as u64, 1000).await.expect("read");
+                let read = client
+                    .read(TOPIC, 0, log.len() as u64, 1000)
+                    .await
+                    .expect("read");
                 for event in read.events {
                     assert_eq!(event.offset, log.len() as u64, "dense offsets");
                     log.push(String::from_utf8(event.value.to_vec()).expect("utf8"));
                 }
                 assert!(read.high_watermark >= log.len() as u64);
                 if log.len() as u64 == read.high_watermark && log.len() < 200 {
-                    panic!("high watermark {} below the {} acknowledged events", read.high_watermark, acked.len());
+                    panic!(
+                        "high watermark {} below the {} acknowledged events",
+                        read.high_watermark,
+                        acked.len()
+                    );
                 }
             }
-            assert_eq!(log.len(), 200, "exactly the acknowledged events, no duplicates");
+            assert_eq!(
+                log.len(),
+                200,
+                "exactly the acknowledged events, no duplicates"
+            );
             for (offset, value) in &acked {
                 assert_eq!(&log[*offset as usize], value, "offset {offset}");
             }
+            let elapsed = madsim::time::TimeHandle::current().elapsed();
+            format!(
+                "acked {} events in {elapsed:?}\n{}",
+                acked.len(),
+                trace.join("\n")
+            )
         })
         .await
         .expect("client task");
+    drop(cluster);
+    trace
 }

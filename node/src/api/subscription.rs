@@ -88,6 +88,9 @@ pub async fn follow(
             continue;
         }
         tokio::select! {
+            // biased: a deterministic branch order (tokio's random one is seeded per process,
+            // which breaks the simulation's determinism check).
+            biased;
             changed = watermark.changed() => if changed.is_err() {
                 return end_with(&tx, error(pb::ErrorCode::Unavailable, "the replica stopped")).await;
             },

@@ -76,6 +76,7 @@ impl MetadataGroup {
                 tracing::debug!("metadata initialize: {e}");
             }
         }
+        crate::raft::log_leader_changes(group, ctx.node_id, &raft);
         Ok(Self { raft, view })
     }
 

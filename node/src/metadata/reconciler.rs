@@ -34,6 +34,9 @@ pub async fn run(
             }
         };
         tokio::select! {
+            // biased: a deterministic branch order (tokio's random one is seeded per process,
+            // which breaks the simulation's determinism check).
+            biased;
             changed = view.changed() => if changed.is_err() { return },
             _ = shutdown.changed() => return,
             _ = retry => {}

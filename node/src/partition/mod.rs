@@ -150,6 +150,7 @@ impl Registry {
                 tracing::debug!(%partition, "initialize: {e}");
             }
         }
+        crate::raft::log_leader_changes(partition, ctx.node_id, &raft);
         let batcher = Batcher::start(partition, raft.clone(), ctx.limits);
         let replica = Arc::new(Replica {
             partition,

@@ -14,7 +14,6 @@ pub mod state_machine;
 pub mod transport;
 
 use std::io::Cursor;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -115,5 +114,30 @@ pub fn openraft_config(cluster: &str, timing: RaftTiming) -> openraft::Config {
         .expect("openraft config is built from a validated node config")
 }
 
-/// How long a node waits for a Raft RPC before calling the peer unreachable.
-pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Logs every leader change of a group with its id and term, so operators can follow
+/// elections partition by partition. Ends when the group's Raft stops.
+pub fn log_leader_changes(group: crate::types::PartitionId, node_id: NodeId, raft: &Raft) {
+    let mut metrics = raft.metrics();
+    crate::rt::spawn(async move {
+        let mut last_leader = None;
+        loop {
+            let (leader, term) = {
+                let m = metrics.borrow_and_update();
+                (m.current_leader, m.current_term)
+            };
+            if leader.is_some() && leader != last_leader {
+                match leader {
+                    Some(id) if id == node_id => {
+                        tracing::info!(%group, term, "this node now leads")
+                    }
+                    Some(id) => tracing::info!(%group, term, leader = id, "leader changed"),
+                    None => {}
+                }
+                last_leader = leader;
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}

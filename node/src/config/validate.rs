@@ -1,0 +1,446 @@
+//! The rules a loaded [`Config`] must satisfy, checked by [`Config::validate`]: identity and
+//! addresses, the initial cluster, and the limits of every section. Every broken rule is
+//! reported, one sentence each, so an operator fixes a config in one pass.
+//!
+//! Also the `HOST:PORT` address rule that the peer-list parser shares.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+};
+
+use super::{
+    format_initial_cluster, Config, ConfigError, ProduceConfig, RaftConfig, ReadConfig,
+    StorageConfig,
+};
+
+impl Config {
+    /// Checks every rule and reports every broken one, one sentence each.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let advertise_ok = self.check_identity(&mut problems);
+        self.check_initial_cluster(advertise_ok, &mut problems);
+        self.raft.check(&mut problems);
+        self.produce.check(&mut problems);
+        self.read.check(&mut problems);
+        self.storage.check(&mut problems);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Returns whether the advertised address is usable (else it is reported already).
+    fn check_identity(&self, problems: &mut Vec<String>) -> bool {
+        if self.node_id == 0 {
+            problems.push(
+                "node_id is not set: give every node a unique id >= 1 \
+                 (--node-id, EVLOG_NODE_ID or node_id in the config file)"
+                    .to_owned(),
+            );
+        }
+        let reported = problems.len();
+        match self.listen.parse::<SocketAddr>() {
+            Err(_) => problems.push(format!(
+                "listen {:?} is not a socket address IP:PORT (e.g. 127.0.0.1:7101 or 0.0.0.0:7101)",
+                self.listen
+            )),
+            Ok(addr) if addr.port() == 0 => problems.push(format!(
+                "listen {:?} has port 0, a random port that peers cannot know",
+                self.listen
+            )),
+            Ok(addr) if addr.ip().is_unspecified() && self.advertise.is_none() => {
+                problems.push(format!(
+                    "listen {:?} is a wildcard address: set advertise to an address that peers \
+                     and clients can reach",
+                    self.listen
+                ))
+            }
+            Ok(_) => {}
+        }
+        if let Some(advertise) = &self.advertise {
+            if let Err(why) = check_dialable(advertise) {
+                problems.push(format!("advertise {advertise:?} {why}"));
+            }
+        }
+        let advertise_ok = problems.len() == reported;
+        if self.data_dir.as_os_str().is_empty() {
+            problems.push("data_dir is empty".to_owned());
+        }
+        advertise_ok
+    }
+
+    /// `advertise_ok`: false when the advertised address was reported as unusable, so a
+    /// mismatch with it would only repeat that.
+    fn check_initial_cluster(&self, advertise_ok: bool, problems: &mut Vec<String>) {
+        if self.initial_cluster.is_empty() {
+            problems.push(
+                "initial_cluster is empty: list every initial voter, this node included \
+                 (e.g. --initial-cluster 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103)"
+                    .to_owned(),
+            );
+            return;
+        }
+        let mut ids_by_addr: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        let mut count_by_id: BTreeMap<u64, usize> = BTreeMap::new();
+        for peer in &self.initial_cluster {
+            if peer.id == 0 {
+                problems.push(format!(
+                    "initial_cluster has node id 0 (address {:?}): node ids start at 1",
+                    peer.addr
+                ));
+            }
+            if let Err(why) = check_dialable(&peer.addr) {
+                problems.push(format!(
+                    "initial_cluster: node {} address {:?} {why}",
+                    peer.id, peer.addr
+                ));
+            }
+            ids_by_addr.entry(&peer.addr).or_default().push(peer.id);
+            *count_by_id.entry(peer.id).or_default() += 1;
+        }
+        for (id, count) in count_by_id.iter().filter(|(_, count)| **count > 1) {
+            problems.push(format!("initial_cluster lists node id {id} {count} times"));
+        }
+        for (addr, ids) in ids_by_addr.iter().filter(|(_, ids)| ids.len() > 1) {
+            problems.push(format!(
+                "initial_cluster gives the same address {addr:?} to nodes {ids:?}"
+            ));
+        }
+        if self.node_id == 0 {
+            return; // Already reported; "does not contain node 0" would only add noise.
+        }
+        let advertised = self.advertise_addr();
+        let source = if self.advertise.is_some() {
+            "advertise"
+        } else {
+            "listen, as advertise is not set"
+        };
+        match self.initial_cluster.iter().find(|p| p.id == self.node_id) {
+            None => problems.push(format!(
+                "initial_cluster ({}) does not contain this node (node_id {})",
+                format_initial_cluster(&self.initial_cluster),
+                self.node_id
+            )),
+            Some(me) if advertise_ok && me.addr != advertised => problems.push(format!(
+                "initial_cluster gives this node (node_id {}) the address {:?}, but it \
+                 advertises {advertised:?} ({source}): they must be equal",
+                self.node_id, me.addr
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
+impl RaftConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        check_positive(
+            problems,
+            &[
+                ("raft.heartbeat_interval_ms", self.heartbeat_interval_ms),
+                ("raft.rpc_timeout_ms", self.rpc_timeout_ms),
+                ("raft.max_payload_entries", self.max_payload_entries),
+            ],
+        );
+        if self.election_timeout_min_ms <= self.heartbeat_interval_ms.saturating_mul(2) {
+            problems.push(format!(
+                "raft.election_timeout_min_ms ({}) must be more than twice \
+                 raft.heartbeat_interval_ms ({}), so that one late heartbeat does not start \
+                 an election",
+                self.election_timeout_min_ms, self.heartbeat_interval_ms
+            ));
+        }
+        if self.election_timeout_max_ms <= self.election_timeout_min_ms {
+            problems.push(format!(
+                "raft.election_timeout_max_ms ({}) must be greater than \
+                 raft.election_timeout_min_ms ({}): timeouts are drawn at random between them \
+                 so that candidates do not collide",
+                self.election_timeout_max_ms, self.election_timeout_min_ms
+            ));
+        }
+    }
+}
+
+impl ProduceConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        check_positive(
+            problems,
+            &[
+                ("produce.batch_bytes_max", self.batch_bytes_max),
+                ("produce.batch_events_max", self.batch_events_max),
+                ("produce.inflight_entries_max", self.inflight_entries_max),
+                ("produce.request_bytes_max", self.request_bytes_max),
+                (
+                    "produce.default_max_event_bytes",
+                    self.default_max_event_bytes,
+                ),
+                ("produce.request_timeout_ms", self.request_timeout_ms),
+            ],
+        );
+        if self.default_max_event_bytes > self.request_bytes_max {
+            problems.push(format!(
+                "produce.default_max_event_bytes ({}) is larger than produce.request_bytes_max \
+                 ({}): an event that large could never be sent",
+                self.default_max_event_bytes, self.request_bytes_max
+            ));
+        }
+    }
+}
+
+impl ReadConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        check_positive(
+            problems,
+            &[
+                ("read.response_bytes_max", self.response_bytes_max),
+                (
+                    "read.subscribe_buffer_messages",
+                    self.subscribe_buffer_messages,
+                ),
+            ],
+        );
+    }
+}
+
+impl StorageConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        check_positive(
+            problems,
+            &[
+                ("storage.block_cache_bytes", self.block_cache_bytes),
+                ("storage.write_buffer_bytes", self.write_buffer_bytes),
+                (
+                    "storage.group_commit_max_waiters",
+                    self.group_commit_max_waiters,
+                ),
+            ],
+        );
+    }
+}
+
+fn check_positive(problems: &mut Vec<String>, limits: &[(&str, u64)]) {
+    for (name, value) in limits {
+        if *value == 0 {
+            problems.push(format!("{name} must be greater than 0"));
+        }
+    }
+}
+
+/// `HOST:PORT` with a hostname or IP (IPv6 in brackets) and a port in 1..=65535.
+/// The reason it is not, as the end of a sentence, on error.
+pub(super) fn check_host_port(addr: &str) -> Result<(), String> {
+    if let Ok(socket) = addr.parse::<SocketAddr>() {
+        return if socket.port() == 0 {
+            Err("has port 0".to_owned())
+        } else {
+            Ok(())
+        };
+    }
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err("has no port (expected HOST:PORT)".to_owned());
+    };
+    if host.is_empty() {
+        return Err("has no host (expected HOST:PORT)".to_owned());
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => return Err(format!("has port {port:?}, not a number in 1-65535")),
+        Ok(_) => {}
+    }
+    let hostname_chars = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_';
+    if !host.chars().all(hostname_chars) {
+        return Err(format!(
+            "has host {host:?}, neither a hostname nor an IP address (IPv6 goes in brackets: \
+             [::1]:7101)"
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_host_port`], and not a wildcard IP such as `0.0.0.0`: nobody can dial that.
+fn check_dialable(addr: &str) -> Result<(), String> {
+    check_host_port(addr)?;
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => Err("is a wildcard address nobody can dial".to_owned()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        testing::{node1, problems},
+        Peer,
+    };
+    use super::*;
+
+    /// Asserts `config` has exactly one problem and that it mentions every `needle`.
+    fn assert_one_problem(config: &Config, needles: &[&str]) {
+        let problems = problems(config);
+        assert_eq!(problems.len(), 1, "expected one problem, got {problems:#?}");
+        for needle in needles {
+            assert!(
+                problems[0].contains(needle),
+                "problem {:?} does not mention {needle:?}",
+                problems[0]
+            );
+        }
+    }
+
+    #[test]
+    fn validate_reports_every_problem_one_per_line() {
+        // Goal: every problem is reported at once, one per Display line.
+        // Method: break three unrelated rules and count problems and lines.
+        let mut config = node1();
+        config.listen = "nowhere".to_owned();
+        config.raft.election_timeout_max_ms = config.raft.election_timeout_min_ms;
+        config.produce.batch_events_max = 0;
+        let error = config.validate().expect_err("three broken rules");
+        let ConfigError::Invalid(list) = &error else {
+            panic!("expected Invalid, got {error:?}");
+        };
+        assert_eq!(list.len(), 3, "{list:#?}");
+        let text = error.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "invalid configuration:");
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[1].contains("listen \"nowhere\""));
+        assert!(lines[2].contains("election_timeout_max_ms"));
+        assert!(lines[3].contains("produce.batch_events_max must be greater than 0"));
+    }
+
+    #[test]
+    fn validate_rejects_listen_that_is_not_a_socket_address() {
+        // Goal: hostnames and port 0 are refused for the bind address. Method: one each.
+        let mut config = node1();
+        config.listen = "localhost:7101".to_owned();
+        assert_one_problem(
+            &config,
+            &["listen \"localhost:7101\"", "not a socket address"],
+        );
+        config.listen = "127.0.0.1:0".to_owned();
+        assert_one_problem(&config, &["port 0"]);
+    }
+
+    #[test]
+    fn validate_rejects_wildcard_listen_without_advertise() {
+        // Goal: 0.0.0.0 needs an advertise address. Method: wildcard listen, then advertise.
+        let mut config = node1();
+        config.listen = "0.0.0.0:7101".to_owned();
+        assert_one_problem(&config, &["wildcard", "advertise"]);
+        config.advertise = Some("127.0.0.1:7101".to_owned());
+        assert_eq!(problems(&config), Vec::<String>::new());
+    }
+
+    #[test]
+    fn validate_rejects_duplicate_ids_and_addresses() {
+        // Goal: duplicates in a TOML-given cluster (not parsed by the flag parser) are caught.
+        // Method: build the lists by hand.
+        let mut config = node1();
+        config.initial_cluster.push(Peer {
+            id: 2,
+            addr: "127.0.0.1:7109".to_owned(),
+        });
+        assert_one_problem(&config, &["node id 2 2 times"]);
+        let mut config = node1();
+        config.initial_cluster[2].addr = "127.0.0.1:7102".to_owned();
+        assert_one_problem(&config, &["same address \"127.0.0.1:7102\"", "[2, 3]"]);
+    }
+
+    #[test]
+    fn validate_rejects_node_id_zero_in_cluster() {
+        // Goal: id 0 is never a valid member. Method: rename member 3 to 0.
+        let mut config = node1();
+        config.initial_cluster[2].id = 0;
+        assert_one_problem(&config, &["node id 0"]);
+    }
+
+    #[test]
+    fn validate_rejects_undialable_cluster_address() {
+        // Goal: member addresses must be dialable HOST:PORT. Method: no port; wildcard IP.
+        let mut config = node1();
+        config.initial_cluster[1].addr = "host-without-port".to_owned();
+        assert_one_problem(&config, &["node 2", "no port"]);
+        config.initial_cluster[1].addr = "0.0.0.0:7102".to_owned();
+        assert_one_problem(&config, &["node 2", "wildcard"]);
+    }
+
+    #[test]
+    fn validate_rejects_cluster_without_this_node() {
+        // Goal: a node must be one of the initial voters. Method: node_id 4 of a 3-node list.
+        let mut config = node1();
+        config.node_id = 4;
+        assert_one_problem(&config, &["does not contain this node (node_id 4)"]);
+    }
+
+    #[test]
+    fn validate_rejects_own_entry_that_differs_from_advertise() {
+        // Goal: the mismatch names both addresses. Method: advertise, then listen, disagree.
+        let mut config = node1();
+        config.advertise = Some("10.0.0.1:7101".to_owned());
+        assert_one_problem(
+            &config,
+            &["\"127.0.0.1:7101\"", "\"10.0.0.1:7101\"", "advertise"],
+        );
+        let mut config = node1();
+        config.listen = "127.0.0.1:8000".to_owned();
+        assert_one_problem(
+            &config,
+            &["\"127.0.0.1:7101\"", "\"127.0.0.1:8000\"", "listen"],
+        );
+    }
+
+    #[test]
+    fn validate_rejects_election_timeouts_too_close_to_heartbeat() {
+        // Goal: min > 2 x heartbeat and max > min. Method: each bound exactly at the limit.
+        let mut config = node1();
+        config.raft.heartbeat_interval_ms = 200;
+        assert_one_problem(
+            &config,
+            &["election_timeout_min_ms (400)", "twice", "(200)"],
+        );
+        let mut config = node1();
+        config.raft.election_timeout_max_ms = 400;
+        assert_one_problem(&config, &["election_timeout_max_ms (400)"]);
+    }
+
+    #[test]
+    fn validate_rejects_zero_limits() {
+        // Goal: every size and count limit must be positive. Method: zero them all.
+        let mut config = node1();
+        config.raft.rpc_timeout_ms = 0;
+        config.raft.max_payload_entries = 0;
+        config.produce = ProduceConfig {
+            batch_bytes_max: 0,
+            batch_events_max: 0,
+            inflight_entries_max: 0,
+            request_bytes_max: 0,
+            default_max_event_bytes: 0,
+            request_timeout_ms: 0,
+        };
+        config.read = ReadConfig {
+            response_bytes_max: 0,
+            subscribe_buffer_messages: 0,
+        };
+        config.storage = StorageConfig {
+            block_cache_bytes: 0,
+            write_buffer_bytes: 0,
+            group_commit_max_waiters: 0,
+        };
+        let problems = problems(&config);
+        assert_eq!(problems.len(), 13, "{problems:#?}");
+        assert!(problems
+            .iter()
+            .all(|p| p.ends_with("must be greater than 0")));
+    }
+
+    #[test]
+    fn validate_rejects_event_larger_than_request() {
+        // Goal: the largest event must fit in a request. Method: one byte more than a request.
+        let mut config = node1();
+        config.produce.default_max_event_bytes = config.produce.request_bytes_max + 1;
+        assert_one_problem(&config, &["default_max_event_bytes", "request_bytes_max"]);
+    }
+}
