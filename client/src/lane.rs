@@ -53,7 +53,7 @@ pub(crate) struct Waiter {
 /// A random non-zero producer id (0 means "not idempotent" on the wire).
 pub(crate) fn new_producer_id() -> u64 {
     loop {
-        let id = rand::random::<u64>();
+        let id = crate::rng::random_u64();
         if id != 0 {
             return id;
         }
@@ -120,14 +120,17 @@ impl Lane {
                 None
             };
             tokio::select! {
-                command = rx.recv(), if open => match command {
-                    Some(command) => self.accept_burst(command, &mut rx),
-                    None => open = false,
-                },
+                // Fixed order (completions, then new events, then the linger timer) keeps
+                // simulated runs deterministic; tokio's random order is seeded per process.
+                biased;
                 (waiters, result) = wait_in_flight(&mut in_flight), if in_flight.is_some() => {
                     in_flight = None;
                     self.finish(waiters, result);
                 }
+                command = rx.recv(), if open => match command {
+                    Some(command) => self.accept_burst(command, &mut rx),
+                    None => open = false,
+                },
                 () = sleep_until(linger_until), if linger_until.is_some() => {}
             }
         }

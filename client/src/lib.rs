@@ -64,6 +64,7 @@ mod metadata;
 mod partitioner;
 mod producer;
 mod retry;
+mod rng;
 mod subscription;
 
 pub use admin::{Admin, ClusterInfo, NodeInfo, PartitionInfo, TopicInfo, TopicSpec};

@@ -330,7 +330,7 @@ impl Dispatcher {
         if let Some(rr) = self.round_robin.get_mut(topic) {
             return rr.next(partitions);
         }
-        let mut rr = RoundRobin::new(rand::random());
+        let mut rr = RoundRobin::new(crate::rng::random_u64());
         let p = rr.next(partitions);
         self.round_robin.insert(topic.to_string(), rr);
         p

@@ -9,7 +9,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
@@ -118,7 +117,7 @@ impl Retrier {
             Duration::ZERO
         } else {
             self.quick = 0;
-            let jitter = rand::thread_rng().gen::<f64>();
+            let jitter = crate::rng::random_unit();
             let delay = backoff_delay(self.base, self.max, self.failures, jitter);
             self.failures += 1;
             delay

@@ -142,6 +142,7 @@ impl Follower {
         let mut retrier = Retrier::new(budget);
         loop {
             let stream = tokio::select! {
+                biased;
                 opened = self.open(&mut retrier) => opened,
                 () = self.tx.closed() => return,
             };
@@ -229,6 +230,7 @@ impl Follower {
         let mut progress = false;
         loop {
             let message = tokio::select! {
+                biased;
                 message = stream.message() => message,
                 () = self.tx.closed() => return StreamEnd::Dropped,
             };

@@ -63,16 +63,24 @@ where
     }
 }
 
+/// Runs one seed on a fresh thread: madsim seeds std's `HashMap` keys from the seed, but
+/// only on a thread that has not hashed anything yet (libtest's thread has).
 fn run_seed<F>(seed: u64, scenario: fn() -> F) -> String
 where
     F: Future<Output = String> + 'static,
 {
-    Runtime::with_seed_and_config(seed, Config::default()).block_on(async move {
-        let trace = scenario().await;
-        let end = madsim::time::TimeHandle::current().elapsed();
-        let next_draw: u64 = madsim::rand::random();
-        format!("seed {seed}\nend {end:?}\nnext draw {next_draw:#018x}\n{trace}")
-    })
+    let run = std::thread::spawn(move || {
+        Runtime::with_seed_and_config(seed, Config::default()).block_on(async move {
+            let trace = scenario().await;
+            let end = madsim::time::TimeHandle::current().elapsed();
+            let next_draw: u64 = madsim::rand::random();
+            format!("seed {seed}\nend {end:?}\nnext draw {next_draw:#018x}\n{trace}")
+        })
+    });
+    match run.join() {
+        Ok(fingerprint) => fingerprint,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// Runs the seed in two fresh processes and compares their fingerprints.

@@ -102,6 +102,7 @@ async fn produce_stdin(args: &ProduceArgs, producer: &Producer) -> anyhow::Resul
     let mut eof = false;
     loop {
         tokio::select! {
+            biased;
             line = lines.next_line(), if !eof && in_flight.len() < STDIN_IN_FLIGHT_MAX => match line? {
                 Some(line) => {
                     let (key, value) = split_line(&line, args.key_separator.as_deref(), args.key.as_deref());
