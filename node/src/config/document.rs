@@ -125,12 +125,9 @@ const FIELD_DOCS: &[(&str, &str)] = &[
         "Upper end of the election timeout; must be greater than election_timeout_min_ms.",
     ),
     (
-        "raft.rpc_timeout_ms",
-        "Timeout of one Raft RPC between two nodes.",
-    ),
-    (
         "raft.max_payload_entries",
-        "Most log entries sent in one AppendEntries RPC.",
+        "Most log entries sent in one AppendEntries RPC. openraft gives each AppendEntries\n\
+         heartbeat_interval_ms to complete, so keep entries x batch_bytes_max sendable in that time.",
     ),
     (
         "produce",

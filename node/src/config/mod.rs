@@ -81,7 +81,6 @@ pub struct RaftConfig {
     pub heartbeat_interval_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
-    pub rpc_timeout_ms: u64,
     pub max_payload_entries: u64,
 }
 
@@ -177,8 +176,7 @@ impl Default for RaftConfig {
             heartbeat_interval_ms: 100,
             election_timeout_min_ms: 400,
             election_timeout_max_ms: 800,
-            rpc_timeout_ms: 1000,
-            max_payload_entries: 512,
+            max_payload_entries: 64,
         }
     }
 }

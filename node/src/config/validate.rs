@@ -139,7 +139,6 @@ impl RaftConfig {
             problems,
             &[
                 ("raft.heartbeat_interval_ms", self.heartbeat_interval_ms),
-                ("raft.rpc_timeout_ms", self.rpc_timeout_ms),
                 ("raft.max_payload_entries", self.max_payload_entries),
             ],
         );
@@ -410,7 +409,6 @@ mod tests {
     fn validate_rejects_zero_limits() {
         // Goal: every size and count limit must be positive. Method: zero them all.
         let mut config = node1();
-        config.raft.rpc_timeout_ms = 0;
         config.raft.max_payload_entries = 0;
         config.produce = ProduceConfig {
             batch_bytes_max: 0,
@@ -430,7 +428,7 @@ mod tests {
             group_commit_max_waiters: 0,
         };
         let problems = problems(&config);
-        assert_eq!(problems.len(), 13, "{problems:#?}");
+        assert_eq!(problems.len(), 12, "{problems:#?}");
         assert!(problems
             .iter()
             .all(|p| p.ends_with("must be greater than 0")));
