@@ -132,6 +132,8 @@ impl ClientConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerConfig {
     /// How long a batch waits for more events after its first one (0 = send at once).
+    /// Batching needs no linger under load: while a partition's request is in flight, its
+    /// next batch fills up. A linger only trades idle latency for fewer, larger requests.
     pub linger_ms: u64,
     /// Upper bound on the event bytes of one produce request (a larger event goes alone).
     pub batch_bytes_max: usize,
@@ -144,7 +146,7 @@ pub struct ProducerConfig {
 impl Default for ProducerConfig {
     fn default() -> Self {
         Self {
-            linger_ms: 1,
+            linger_ms: 0,
             batch_bytes_max: 1024 * 1024,
             batch_events_max: 10_000,
             max_buffered_bytes: 64 * 1024 * 1024,

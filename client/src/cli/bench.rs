@@ -45,7 +45,7 @@ pub struct ProduceBenchArgs {
     #[arg(long, default_value_t = 3)]
     pub replication_factor: u32,
     /// Producer linger, in milliseconds.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 0)]
     pub linger_ms: u64,
     /// Producer batch size limit, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
@@ -334,7 +334,7 @@ mod tests {
         );
         assert_eq!(
             (a.replication_factor, a.linger_ms, a.warmup_events, a.json),
-            (3, 1, 0, false)
+            (3, 0, 0, false)
         );
         let a = parse(&[
             "--events",
