@@ -412,7 +412,8 @@ mod tests {
     fn env_rejects_unparsable_value_with_expected_type() {
         // Goal: a bad value names the variable and the expected type.
         // Method: text, a negative number, and a bad peer list for integer and list fields.
-        let (var, message) = env_error_var(load_env(&[("EVLOG_RAFT__HEARTBEAT_INTERVAL_MS", "1s")]));
+        let (var, message) =
+            env_error_var(load_env(&[("EVLOG_RAFT__HEARTBEAT_INTERVAL_MS", "1s")]));
         assert_eq!(var, "EVLOG_RAFT__HEARTBEAT_INTERVAL_MS");
         assert!(message.contains("expected an integer"), "{message}");
         let (var, message) = env_error_var(load_env(&[("EVLOG_NODE_ID", "-1")]));
