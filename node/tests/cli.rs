@@ -1,0 +1,168 @@
+//! Goal: the README's CLI walk-through works against a real cluster. Method: three real
+//! nodes; run the `evlog` binary (built next to `evlog-node`: `cargo build --release
+//! --bins`, which scripts/test.sh does first) for every documented step and check what
+//! it prints and how it exits, including a clear error for an unknown topic.
+
+mod common;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestCluster;
+
+fn evlog_binary() -> PathBuf {
+    let node = PathBuf::from(env!("CARGO_BIN_EXE_evlog-node"));
+    let cli = node.with_file_name("evlog");
+    assert!(
+        cli.exists(),
+        "{} is missing: run `cargo build --release --bins` first",
+        cli.display()
+    );
+    cli
+}
+
+fn evlog(cluster: &TestCluster, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(evlog_binary())
+        .args(args)
+        .env("EVLOG_BOOTSTRAP", cluster.bootstrap().join(","))
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn evlog");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("evlog output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(cluster: &TestCluster, args: &[&str], stdin: Option<&str>) -> String {
+    let out = evlog(cluster, args, stdin);
+    assert!(
+        out.status.success(),
+        "evlog {args:?} failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn the_readme_walk_through_works_end_to_end() {
+    let cluster = TestCluster::start(3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = evlog(
+            &cluster,
+            &[
+                "topic",
+                "create",
+                "demo",
+                "--partitions",
+                "3",
+                "--replication-factor",
+                "3",
+            ],
+            None,
+        );
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topic create never succeeded: {}",
+            text(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(ok(&cluster, &["topic", "list"], None).contains("demo"));
+    let describe = ok(&cluster, &["topic", "describe", "demo"], None);
+    assert_eq!(
+        describe
+            .lines()
+            .filter(|l| l.trim_start().starts_with(char::is_numeric))
+            .count(),
+        3,
+        "{describe}"
+    );
+
+    ok(
+        &cluster,
+        &[
+            "produce",
+            "demo",
+            "hello",
+            "--key",
+            "k0",
+            "--header",
+            "source=cli",
+        ],
+        None,
+    );
+    ok(
+        &cluster,
+        &["produce", "demo", "--key-separator", ":"],
+        Some("k1:one\nk2:two\nk3:three\n"),
+    );
+
+    let json = ok(
+        &cluster,
+        &["consume", "demo", "--from", "earliest", "--format", "json"],
+        None,
+    );
+    let mut seen: Vec<(String, String)> = json
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(v["topic"], "demo");
+            (
+                v["key"].as_str().expect("key").to_string(),
+                v["value"].as_str().expect("value").to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected = [
+        ("k0", "hello"),
+        ("k1", "one"),
+        ("k2", "two"),
+        ("k3", "three"),
+    ];
+    assert_eq!(
+        seen,
+        expected
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec()
+    );
+    assert!(json.contains("\"source\""), "headers are printed: {json}");
+
+    let status = ok(&cluster, &["cluster", "status"], None);
+    assert!(status.contains("3/3"), "{status}");
+
+    let unknown = evlog(&cluster, &["produce", "nope", "x"], None);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("UNKNOWN_TOPIC"),
+        "{}",
+        text(&unknown.stderr)
+    );
+
+    ok(&cluster, &["topic", "delete", "demo"], None);
+    assert!(!ok(&cluster, &["topic", "list"], None).contains("demo"));
+}
