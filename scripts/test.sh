@@ -55,9 +55,9 @@ else
 fi
 step "build" cargo build --release --workspace --bins
 step "test" cargo test --release --workspace
-# Seeds: EVLOG_SIM_SEEDS for the simulation (default 20), EVLOG_DETERMINISM_SEEDS for the
+# Seeds: EVLOG_SIM_SEEDS for the simulation (default 50), EVLOG_DETERMINISM_SEEDS for the
 # determinism check (default 3; each seed runs twice, in two fresh processes).
-step "simulation" env MADSIM_TEST_NUM="${EVLOG_SIM_SEEDS:-20}" scripts/sim.sh
+step "simulation" env MADSIM_TEST_NUM="${EVLOG_SIM_SEEDS:-50}" scripts/sim.sh
 step "determinism" env MADSIM_TEST_CHECK_DETERMINISM=1 MADSIM_TEST_NUM="${EVLOG_DETERMINISM_SEEDS:-3}" scripts/sim.sh
 
 echo "==> all tests passed in $(duration $((SECONDS - started)))"

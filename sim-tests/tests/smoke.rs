@@ -5,13 +5,14 @@
 //! Method: one partition, RF 3. A client publishes 100 events, the partition's leader is
 //! killed and restarted two seconds later, the client publishes 100 more (retrying across
 //! the leader change), then reads the whole partition: every acknowledged event must be
-//! there exactly once, at its acknowledged offset, with offsets dense from 0.
+//! there exactly once, at its acknowledged offset, with offsets dense from 0. A subscriber
+//! follows the partition throughout and must see the same log, without gap or repeat.
 
 #![cfg(madsim)]
 
 use std::time::Duration;
 
-use evlog_client::{Client, ClientConfig, Event, ProducerConfig};
+use evlog_client::{Client, ClientConfig, Event, ProducerConfig, StartFrom};
 use evlog_sim_tests::cluster::SimCluster;
 
 const TOPIC: &str = "smoke";
@@ -52,6 +53,24 @@ async fn leader(client: &Client, addrs: &[String]) -> u64 {
     panic!("no leader elected");
 }
 
+/// Follows the partition from the start until `count` events arrived, through the
+/// leader's crash: the subscription must resume at its next offset on the new leader.
+async fn follow(client: Client, count: usize) -> Vec<String> {
+    use futures::StreamExt;
+    let mut stream = client.subscribe(TOPIC, 0, StartFrom::Earliest);
+    let mut seen = Vec::with_capacity(count);
+    while seen.len() < count {
+        let event = stream
+            .next()
+            .await
+            .expect("stream open")
+            .expect("subscription follows");
+        assert_eq!(event.offset, seen.len() as u64, "no gap, no repeat");
+        seen.push(String::from_utf8(event.value.to_vec()).expect("utf8"));
+    }
+    seen
+}
+
 #[test]
 fn acknowledged_events_survive_a_leader_crash() {
     evlog_sim_tests::runner::run(
@@ -76,6 +95,7 @@ async fn scenario() -> String {
             .await
             .expect("connect");
             create_topic(&client).await;
+            let subscriber = madsim::task::spawn(follow(client.clone(), 200));
             let producer = client
                 .producer(ProducerConfig::default())
                 .expect("producer");
@@ -132,6 +152,11 @@ async fn scenario() -> String {
             for (offset, value) in &acked {
                 assert_eq!(&log[*offset as usize], value, "offset {offset}");
             }
+            let followed = subscriber.await.expect("subscriber task");
+            assert_eq!(
+                followed, log,
+                "the subscriber saw the log, in order, across the failover"
+            );
             let elapsed = madsim::time::TimeHandle::current().elapsed();
             format!(
                 "acked {} events in {elapsed:?}\n{}",

@@ -187,7 +187,9 @@ impl EventLog for EventLogService {
             Ok(target) => target,
             Err(e) => return respond(e),
         };
-        let watermark = *target.replica.watermark().borrow();
+        let watermark = target
+            .watermark_for(request.offset, self.ctx.limits.request_timeout)
+            .await;
         let limits = self.read_limits(request.max_bytes, request.max_events);
         match read_for_subscription(&target, request.offset, watermark, limits).await {
             Ok(events) => Ok(Response::new(pb::ReadResponse {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::metadata::MetadataGroup;
+use crate::partition::state::Watermark;
 use crate::partition::{Leadership, Registry, Replica};
 use crate::storage::StorageEngine;
 use crate::types::{NodeId, PartitionId};
@@ -95,5 +96,25 @@ impl ApiContext {
                 Err(errors::not_leader(message, leader))
             }
         }
+    }
+}
+
+impl Target {
+    /// The high watermark to serve `offset` against. A leader that was just elected may
+    /// not have applied everything its predecessor committed yet; when `offset` lies past
+    /// its watermark, it first confirms its leadership with a quorum and waits until it
+    /// has applied everything committed before (openraft's read index), so a reader that
+    /// follows a failover never sees "out of range" for an offset that exists.
+    pub async fn watermark_for(&self, offset: u64, timeout: Duration) -> Watermark {
+        let current = *self.replica.watermark().borrow();
+        if offset <= current.high {
+            return current;
+        }
+        let confirmed =
+            tokio::time::timeout(timeout, self.replica.raft.ensure_linearizable()).await;
+        if let Ok(Err(e)) = confirmed {
+            tracing::debug!(partition = %self.partition, "read index not confirmed: {e}");
+        }
+        *self.replica.watermark().borrow()
     }
 }

@@ -39,8 +39,15 @@ pub async fn follow(
     tx: Sink,
 ) {
     let mut watermark = target.replica.watermark();
-    let current = *watermark.borrow();
-    let mut next = match request.start.and_then(|s| s.position) {
+    let position = request.start.and_then(|s| s.position);
+    let requested = match &position {
+        Some(pb::start_position::Position::Offset(offset)) => *offset,
+        _ => 0,
+    };
+    let current = target
+        .watermark_for(requested, ctx.limits.request_timeout)
+        .await;
+    let mut next = match position {
         None | Some(pb::start_position::Position::Earliest(_)) => current.log_start,
         Some(pb::start_position::Position::Latest(_)) => current.high,
         Some(pb::start_position::Position::Offset(offset)) => offset,

@@ -45,8 +45,8 @@ impl RocksEngine {
         loop {
             match Self::open_once(path, tuning) {
                 Ok(engine) => return Ok(engine),
-                Err(e) if is_lock_error(&e) && started.elapsed() < OPEN_RETRY_TOTAL => {
-                    tracing::warn!(path = %path.display(), "storage is locked, retrying: {e}");
+                Err(e) if is_transient_open_error(&e) && started.elapsed() < OPEN_RETRY_TOTAL => {
+                    tracing::warn!(path = %path.display(), "storage cannot be opened yet, retrying: {e}");
                     crate::rt::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => {
@@ -89,9 +89,15 @@ impl RocksEngine {
     }
 }
 
-fn is_lock_error(e: &rocksdb::Error) -> bool {
+/// Errors that go away by themselves: the lock of a previous instance of this node that
+/// is still closing, and RocksDB's process-wide timer refusing a new periodic task while
+/// it runs another (its clock is the simulator's on the opening thread and the real one on
+/// the timer thread, so in simulation the two disagree; harmless to retry in production).
+fn is_transient_open_error(e: &rocksdb::Error) -> bool {
     let text = e.to_string();
-    text.contains("lock") || text.contains("Resource temporarily unavailable")
+    text.contains("lock")
+        || text.contains("Resource temporarily unavailable")
+        || text.contains("Failed to register periodic task")
 }
 
 fn engine_error(e: rocksdb::Error) -> StorageError {
