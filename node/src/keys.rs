@@ -6,9 +6,9 @@
 //! | column family     | key                                  | value                          |
 //! |-------------------|--------------------------------------|--------------------------------|
 //! | `raft_log`        | partition (8) + log index (8)        | crc32c (4) + bincode(entry)    |
-//! | `raft_state`      | partition (8) + kind (1)             | bincode(vote / log id)         |
+//! | `raft_state`      | partition (8) + kind (1)             | crc32c (4) + bincode(vote ...) |
 //! | `offset_index`    | partition (8) + base offset (8)      | log index (8) + segment (4)    |
-//! | `partition_state` | partition (8) + kind (1) [+ id (8)]  | bincode(applied state, ...)    |
+//! | `partition_state` | partition (8) + kind (1) [+ id (8)]  | crc32c (4) + bincode(state)    |
 //! | `meta`            | ascii name                           | node identity                  |
 
 use crate::types::PartitionId;
@@ -60,8 +60,6 @@ pub enum PartitionStateKind {
     Applied = 1,
     /// One idempotent producer's last sequence; the key continues with the producer id.
     Producer = 2,
-    /// The metadata group's whole state (topics, placement).
-    Metadata = 3,
     /// The last snapshot built or installed (meta + data).
     Snapshot = 4,
 }
@@ -177,7 +175,7 @@ mod tests {
         assert!(start <= record && record.as_slice() < end.as_slice());
         let applied = partition_state(p, PartitionStateKind::Applied);
         assert!(applied.as_slice() < start.as_slice());
-        let metadata = partition_state(p, PartitionStateKind::Metadata);
-        assert!(metadata.as_slice() >= end.as_slice());
+        let snapshot = partition_state(p, PartitionStateKind::Snapshot);
+        assert!(snapshot.as_slice() >= end.as_slice());
     }
 }

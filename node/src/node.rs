@@ -96,9 +96,7 @@ impl Node {
             .iter()
             .map(|peer| (peer.id, BasicNode::new(&peer.addr)))
             .collect();
-        let max_event_bytes_limit =
-            u32::try_from(config.produce.request_bytes_max).unwrap_or(u32::MAX);
-        let metadata = Arc::new(MetadataGroup::start(&ctx, initial, max_event_bytes_limit).await?);
+        let metadata = Arc::new(MetadataGroup::start(&ctx, initial).await?);
         let registry = Arc::new(Registry::new(ctx));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         crate::rt::spawn(reconciler::run(

@@ -90,7 +90,16 @@ fn the_readme_walk_through_works_end_to_end() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(ok(&cluster, &["topic", "list"], None).contains("demo"));
+    // Metadata reads are answered from the asked node's applied view, which may trail the
+    // metadata leader by a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok(&cluster, &["topic", "list"], None).contains("demo") {
+        assert!(
+            Instant::now() < deadline,
+            "the new topic never showed up in topic list"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let describe = ok(&cluster, &["topic", "describe", "demo"], None);
     assert_eq!(
         describe
@@ -164,5 +173,12 @@ fn the_readme_walk_through_works_end_to_end() {
     );
 
     ok(&cluster, &["topic", "delete", "demo"], None);
-    assert!(!ok(&cluster, &["topic", "list"], None).contains("demo"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ok(&cluster, &["topic", "list"], None).contains("demo") {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted topic stayed in topic list"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -36,10 +36,17 @@ pub const ENV_PREFIX: &str = "EVLOG_";
 
 /// `EVLOG_` variables that belong to other tools (the `evlog` CLI, the scripts): the node
 /// ignores them instead of rejecting them as unknown settings.
-pub const OTHER_TOOLS_ENV_VARS: &[&str] = &["EVLOG_BOOTSTRAP", "EVLOG_LOG", "EVLOG_SKIP_LINT"];
+pub const OTHER_TOOLS_ENV_VARS: &[&str] = &[
+    "EVLOG_BOOTSTRAP",
+    "EVLOG_DEADLINE_MS",
+    "EVLOG_LOG",
+    "EVLOG_SKIP_LINT",
+    "EVLOG_DETERMINISM_SEEDS",
+];
 
-/// Prefixes of `EVLOG_` variables that belong to other tools (the simulator and its scripts).
-pub const OTHER_TOOLS_ENV_PREFIXES: &[&str] = &["EVLOG_SIM_"];
+/// Prefixes of `EVLOG_` variables that belong to other tools (the simulator, benchmarks
+/// and scripts).
+pub const OTHER_TOOLS_ENV_PREFIXES: &[&str] = &["EVLOG_SIM_", "EVLOG_BENCH_"];
 
 const MIB: u64 = 1024 * 1024;
 
@@ -176,7 +183,7 @@ impl Default for RaftConfig {
             heartbeat_interval_ms: 100,
             election_timeout_min_ms: 400,
             election_timeout_max_ms: 800,
-            max_payload_entries: 64,
+            max_payload_entries: 16,
         }
     }
 }

@@ -14,9 +14,7 @@ use openraft::BasicNode;
 use tokio::sync::watch;
 
 use crate::partition::ReplicaContext;
-use crate::raft::log_store::LogStore;
-use crate::raft::network::Network;
-use crate::raft::state_machine::{load_applied, StateMachine};
+use crate::raft::state_machine::load_applied;
 use crate::raft::{Command, CommandResponse, Raft};
 use crate::types::{NodeId, PartitionId};
 use crate::NodeError;
@@ -42,41 +40,20 @@ impl MetadataGroup {
     pub async fn start(
         ctx: &ReplicaContext,
         initial_members: BTreeMap<NodeId, BasicNode>,
-        max_event_bytes_limit: u32,
     ) -> Result<Self, NodeError> {
         let group = PartitionId::METADATA;
         let applied = load_applied(ctx.engine.as_ref(), group)?.unwrap_or_default();
-        let state =
-            MetadataState::restore(&applied.summary, max_event_bytes_limit).map_err(|reason| {
-                crate::storage::StorageError::Corrupt {
-                    cf: crate::keys::Cf::PartitionState.name(),
-                    key: crate::keys::partition_prefix(group).to_vec(),
-                    reason,
-                }
-            })?;
-        let view = state.subscribe();
-        let log_store = LogStore::new(group, ctx.engine.clone(), ctx.commit.clone());
-        let state_machine = StateMachine::new(group, ctx.engine.clone(), applied, state);
-        let network = Network::new(group, ctx.peers.clone());
-        let raft = Raft::new(
-            ctx.node_id,
-            ctx.raft_config.clone(),
-            network,
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|e| NodeError::Raft(format!("starting the metadata group: {e}")))?;
-        if !raft
-            .is_initialized()
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?
-        {
-            if let Err(e) = raft.initialize(initial_members).await {
-                tracing::debug!("metadata initialize: {e}");
+        let state = MetadataState::restore(&applied.summary).map_err(|reason| {
+            crate::storage::StorageError::Corrupt {
+                cf: crate::keys::Cf::PartitionState.name(),
+                key: crate::keys::partition_prefix(group).to_vec(),
+                reason,
             }
-        }
-        crate::raft::log_leader_changes(group, ctx.node_id, &raft);
+        })?;
+        let view = state.subscribe();
+        let raft = ctx
+            .start_group(group, applied, state, initial_members)
+            .await?;
         Ok(Self { raft, view })
     }
 

@@ -135,12 +135,11 @@ pub fn validate_topic_spec(
 
 pub struct MetadataState {
     view: MetadataView,
-    max_event_bytes_limit: u32,
     published: Arc<watch::Sender<Arc<MetadataView>>>,
 }
 
 impl MetadataState {
-    pub fn restore(summary: &[u8], max_event_bytes_limit: u32) -> Result<Self, String> {
+    pub fn restore(summary: &[u8]) -> Result<Self, String> {
         let mut view: MetadataView = if summary.is_empty() {
             MetadataView::default()
         } else {
@@ -150,7 +149,6 @@ impl MetadataState {
         let (published, _) = watch::channel(Arc::new(view.clone()));
         Ok(Self {
             view,
-            max_event_bytes_limit,
             published: Arc::new(published),
         })
     }
@@ -160,7 +158,9 @@ impl MetadataState {
     }
 
     fn create_topic(&mut self, spec: TopicSpec) -> Result<TopicInfo, MetadataRefusal> {
-        validate_topic_spec(&spec, self.max_event_bytes_limit)?;
+        // Only checks that do not depend on this node's config: apply must decide the same
+        // on every replica. The size limit was checked against the proposer's config.
+        validate_topic_spec(&spec, u32::MAX)?;
         if self.view.topics.contains_key(&spec.name) {
             return Err(MetadataRefusal::TopicExists(spec.name));
         }
@@ -259,7 +259,7 @@ mod tests {
     }
 
     fn state_with_nodes(n: u64) -> MetadataState {
-        let mut state = MetadataState::restore(&[], 1 << 20).unwrap();
+        let mut state = MetadataState::restore(&[]).unwrap();
         state.view.nodes = (1..=n)
             .map(|id| (id, format!("127.0.0.1:{}", 7100 + id)))
             .collect();

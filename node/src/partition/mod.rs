@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::raft::log_store::{delete_partition_data, LogStore};
 use crate::raft::network::{Network, PeerChannels};
-use crate::raft::state_machine::{load_applied, StateMachine};
+use crate::raft::state_machine::{load_applied, AppliedRecord, GroupState, StateMachine};
 use crate::raft::Raft;
 use crate::storage::{GroupCommit, StorageEngine};
 use crate::types::{NodeId, PartitionId};
@@ -79,6 +79,43 @@ pub struct ReplicaContext {
     pub limits: BatchLimits,
 }
 
+impl ReplicaContext {
+    /// Starts this node's member of a Raft group (a partition or the metadata group) on
+    /// its stored state, and initializes the group with `members` if it never was. Every
+    /// member initializes with the same members, which openraft makes safe.
+    pub async fn start_group<S: GroupState>(
+        &self,
+        group: PartitionId,
+        applied: AppliedRecord,
+        state: S,
+        members: BTreeMap<NodeId, BasicNode>,
+    ) -> Result<Raft, NodeError> {
+        let log_store = LogStore::new(group, self.engine.clone(), self.commit.clone());
+        let state_machine = StateMachine::new(group, self.engine.clone(), applied, state);
+        let network = Network::new(group, self.peers.clone());
+        let raft = Raft::new(
+            self.node_id,
+            self.raft_config.clone(),
+            network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(format!("starting {group}: {e}")))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        if !initialized {
+            if let Err(e) = raft.initialize(members).await {
+                tracing::debug!(%group, "initialize: {e}");
+            }
+        }
+        crate::raft::log_leader_changes(group, self.node_id, &raft);
+        Ok(raft)
+    }
+}
+
 /// The local replicas, by partition id.
 pub struct Registry {
     ctx: ReplicaContext,
@@ -128,29 +165,7 @@ impl Registry {
         let applied = load_applied(ctx.engine.as_ref(), partition)?.unwrap_or_default();
         let state = PartitionState::restore(partition, ctx.engine.as_ref(), &applied.summary)?;
         let watermark = state.watermark();
-        let log_store = LogStore::new(partition, ctx.engine.clone(), ctx.commit.clone());
-        let state_machine = StateMachine::new(partition, ctx.engine.clone(), applied, state);
-        let network = Network::new(partition, ctx.peers.clone());
-        let raft = Raft::new(
-            ctx.node_id,
-            ctx.raft_config.clone(),
-            network,
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|e| NodeError::Raft(format!("starting {partition}: {e}")))?;
-        if !raft
-            .is_initialized()
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?
-        {
-            // Every replica initializes with the same members: openraft makes that safe.
-            if let Err(e) = raft.initialize(members).await {
-                tracing::debug!(%partition, "initialize: {e}");
-            }
-        }
-        crate::raft::log_leader_changes(partition, ctx.node_id, &raft);
+        let raft = ctx.start_group(partition, applied, state, members).await?;
         let batcher = Batcher::start(partition, raft.clone(), ctx.limits);
         let replica = Arc::new(Replica {
             partition,

@@ -68,7 +68,8 @@ impl PartitionState {
         let mut producers = HashMap::new();
         for (key, value) in engine.scan(Cf::PartitionState, &from, &to, PRODUCERS_MAX + 1)? {
             let producer_id = u64::from_be_bytes(key[9..17].try_into().expect("producer key"));
-            let record: ProducerRecord = decode(&value).map_err(|e| corrupt(partition, e))?;
+            let payload = crate::storage::verify_checksum(Cf::PartitionState, &key, &value)?;
+            let record: ProducerRecord = decode(payload).map_err(|e| corrupt(partition, e))?;
             producers.insert(producer_id, record);
         }
         let (watermark, _) = watch::channel(Watermark {
@@ -128,7 +129,7 @@ impl PartitionState {
                 writes.put(
                     Cf::PartitionState,
                     keys::producer_state(self.partition, segment.producer_id),
-                    encode(&record),
+                    crate::storage::checksummed(&encode(&record)),
                 );
                 self.evict_producers(writes);
             }
@@ -234,7 +235,7 @@ impl GroupState for PartitionState {
             writes.put(
                 Cf::PartitionState,
                 keys::producer_state(self.partition, id),
-                encode(&record),
+                crate::storage::checksummed(&encode(&record)),
             );
             self.producers.insert(id, record);
         }

@@ -4,6 +4,9 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::keys::Cf;
+use crate::storage::{verify_checksum, StorageEngine, StorageError};
+
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, bincode::config::standard())
         .expect("evlog types always serialize")
@@ -19,4 +22,24 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
         ));
     }
     Ok(value)
+}
+
+/// Reads a checksummed record written with `storage::checksummed(&encode(..))`: verifies
+/// the checksum and decodes it. A record that fails either is reported as corrupt.
+pub fn read_record<T: DeserializeOwned>(
+    engine: &dyn StorageEngine,
+    cf: Cf,
+    key: &[u8],
+) -> Result<Option<T>, StorageError> {
+    let Some(framed) = engine.get(cf, key)? else {
+        return Ok(None);
+    };
+    let bytes = verify_checksum(cf, key, &framed)?;
+    decode(bytes)
+        .map(Some)
+        .map_err(|reason| StorageError::Corrupt {
+            cf: cf.name(),
+            key: key.to_vec(),
+            reason,
+        })
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, StorageIOError, Vote};
 
-use super::codec::{decode, encode};
+use super::codec::{decode, encode, read_record};
 use super::{Entry, LogId, RaftStorageError, TypeConfig};
 use crate::keys::{self, Cf, RaftStateKind};
 use crate::storage::{checksummed, verify_checksum, GroupCommit, StorageEngine, WriteBatch};
@@ -59,17 +59,7 @@ impl LogStore {
         kind: RaftStateKind,
     ) -> Result<Option<T>, RaftStorageError> {
         let key = keys::raft_state(self.partition, kind);
-        let Some(framed) = self
-            .engine
-            .get(Cf::RaftState, &key)
-            .map_err(|e| logs_error(ErrorVerb::Read, e))?
-        else {
-            return Ok(None);
-        };
-        let bytes = verify_checksum(Cf::RaftState, &key, &framed)
-            .map_err(|e| logs_error(ErrorVerb::Read, e))?;
-        decode(bytes)
-            .map(Some)
+        read_record(self.engine.as_ref(), Cf::RaftState, &key)
             .map_err(|e| logs_error(ErrorVerb::Read, e))
     }
 

@@ -20,12 +20,12 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::codec::{decode, encode};
+use super::codec::{decode, encode, read_record};
 use super::{
     Command, CommandResponse, Entry, LogId, RaftStorageError, StoredMembership, TypeConfig,
 };
 use crate::keys::{self, Cf, PartitionStateKind};
-use crate::storage::{checksummed, verify_checksum, StorageEngine, WriteBatch};
+use crate::storage::{checksummed, StorageEngine, WriteBatch};
 use crate::types::{NodeId, PartitionId};
 
 /// What a group keeps in its state machine, beyond what every group keeps.
@@ -89,17 +89,7 @@ pub fn load_applied(
     partition: PartitionId,
 ) -> Result<Option<AppliedRecord>, RaftStorageError> {
     let key = keys::partition_state(partition, PartitionStateKind::Applied);
-    let Some(framed) = engine
-        .get(Cf::PartitionState, &key)
-        .map_err(|e| sm_error(ErrorVerb::Read, e))?
-    else {
-        return Ok(None);
-    };
-    let bytes = verify_checksum(Cf::PartitionState, &key, &framed)
-        .map_err(|e| sm_error(ErrorVerb::Read, e))?;
-    decode(bytes)
-        .map(Some)
-        .map_err(|e| sm_error(ErrorVerb::Read, e))
+    read_record(engine, Cf::PartitionState, &key).map_err(|e| sm_error(ErrorVerb::Read, e))
 }
 
 impl<S: GroupState> StateMachine<S> {
@@ -129,17 +119,7 @@ impl<S: GroupState> StateMachine<S> {
 
     fn current_snapshot(&self) -> Result<Option<StoredSnapshot>, RaftStorageError> {
         let key = keys::partition_state(self.partition, PartitionStateKind::Snapshot);
-        let Some(framed) = self
-            .engine
-            .get(Cf::PartitionState, &key)
-            .map_err(|e| sm_error(ErrorVerb::Read, e))?
-        else {
-            return Ok(None);
-        };
-        let bytes = verify_checksum(Cf::PartitionState, &key, &framed)
-            .map_err(|e| sm_error(ErrorVerb::Read, e))?;
-        decode(bytes)
-            .map(Some)
+        read_record(self.engine.as_ref(), Cf::PartitionState, &key)
             .map_err(|e| sm_error(ErrorVerb::Read, e))
     }
 

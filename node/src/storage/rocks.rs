@@ -95,9 +95,7 @@ impl RocksEngine {
 /// the timer thread, so in simulation the two disagree; harmless to retry in production).
 fn is_transient_open_error(e: &rocksdb::Error) -> bool {
     let text = e.to_string();
-    text.contains("lock")
-        || text.contains("Resource temporarily unavailable")
-        || text.contains("Failed to register periodic task")
+    text.contains("/LOCK") || text.contains("Failed to register periodic task")
 }
 
 fn engine_error(e: rocksdb::Error) -> StorageError {
