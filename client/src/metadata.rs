@@ -345,7 +345,7 @@ impl Metadata {
         if let Some(shape) = self.topic_shape(topic) {
             return Ok(shape);
         }
-        self.refresh().await?;
+        self.refresh_until_known(topic).await?;
         self.topic_shape(topic).ok_or_else(|| {
             ClientError::server(
                 ErrorCode::UnknownTopic,
@@ -417,8 +417,8 @@ impl Metadata {
             return Disposition::Fatal;
         };
         let known_before = self.topic_shape(topic).is_some();
-        let refreshed = self.refresh().await.is_ok();
-        if known_before || (refreshed && self.topic_shape(topic).is_some()) {
+        let known_now = self.refresh_until_known(topic).await.unwrap_or(false);
+        if known_before || known_now {
             Disposition::Retry
         } else {
             Disposition::Fatal
@@ -442,6 +442,28 @@ impl Metadata {
         let result = self.fetch_any().await;
         self.with_state(|s| s.last_attempt = Some((started, result.clone())));
         result
+    }
+
+    /// Refreshes, then asks node after node until one lists `topic`: a node that trails
+    /// the metadata leader may not list a topic created a moment ago, and one such node
+    /// must not make the client conclude the topic does not exist. Ok(false) = no node
+    /// that answered knows it.
+    async fn refresh_until_known(&self, topic: &str) -> Result<bool, ClientError> {
+        self.refresh().await?;
+        if self.topic_shape(topic).is_some() {
+            return Ok(true);
+        }
+        let addrs = self.with_state(|s| s.all_addrs());
+        for addr in addrs {
+            let Ok((cluster, topics)) = self.fetch_from(&addr).await else {
+                continue;
+            };
+            if topics.iter().any(|t| t.name == topic) {
+                self.with_state(|s| s.merge(cluster, topics));
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn fetch_any(&self) -> Result<(), ClientError> {

@@ -117,7 +117,7 @@ impl PeerClient {
             Rpc::Vote => client.vote(request).await,
             Rpc::InstallSnapshot => client.install_snapshot(request).await,
         };
-        let response: RaftResponse = result.map_err(|status| unreachable(&status))?.into_inner();
+        let response: RaftResponse = result.map_err(|status| classify(status))?.into_inner();
         if !response.transport_error.is_empty() {
             return Err(unreachable(&response.transport_error));
         }
@@ -136,6 +136,20 @@ impl PeerClient {
 #[derive(Debug, thiserror::Error)]
 #[error("raft transport: {0}")]
 struct TransportError(String);
+
+/// openraft backs a replication stream off for ~500 ms after `Unreachable`, and retries at
+/// once after a `Network` error. Only a peer that cannot be reached (connection refused,
+/// no route) is unreachable; a call that timed out or was cancelled under load is a
+/// network error, or a busy follower would stall its partition's commits for half a second.
+fn classify<E: std::error::Error>(
+    status: tonic::Status,
+) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+    let error = TransportError(status.to_string());
+    match status.code() {
+        tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&error)),
+        _ => RPCError::Network(NetworkError::new(&error)),
+    }
+}
 
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
