@@ -187,9 +187,13 @@ impl EventLog for EventLogService {
             Ok(target) => target,
             Err(e) => return respond(e),
         };
-        let watermark = target
+        let watermark = match target
             .watermark_for(request.offset, self.ctx.limits.request_timeout)
-            .await;
+            .await
+        {
+            Ok(watermark) => watermark,
+            Err(e) => return respond(e),
+        };
         let limits = self.read_limits(request.max_bytes, request.max_events);
         match read_for_subscription(&target, request.offset, watermark, limits).await {
             Ok(events) => Ok(Response::new(pb::ReadResponse {

@@ -73,7 +73,7 @@ impl ApiContext {
                 format!(
                     "topic {topic:?} has {} partitions, not {}",
                     info.partitions.len(),
-                    index + 1
+                    u64::from(index) + 1
                 ),
             ));
         };
@@ -105,16 +105,30 @@ impl Target {
     /// its watermark, it first confirms its leadership with a quorum and waits until it
     /// has applied everything committed before (openraft's read index), so a reader that
     /// follows a failover never sees "out of range" for an offset that exists.
-    pub async fn watermark_for(&self, offset: u64, timeout: Duration) -> Watermark {
+    pub async fn watermark_for(
+        &self,
+        offset: u64,
+        timeout: Duration,
+    ) -> Result<Watermark, pb::Error> {
         let current = *self.replica.watermark().borrow();
         if offset <= current.high {
-            return current;
+            return Ok(current);
         }
-        let confirmed =
-            tokio::time::timeout(timeout, self.replica.raft.ensure_linearizable()).await;
-        if let Ok(Err(e)) = confirmed {
-            tracing::debug!(partition = %self.partition, "read index not confirmed: {e}");
+        match tokio::time::timeout(timeout, self.replica.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => Ok(*self.replica.watermark().borrow()),
+            // Not confirmed: this replica may have lost its leadership. The client retries
+            // (and re-routes); "out of range" would wrongly tell it the offset does not exist.
+            Ok(Err(e)) => Err(errors::error(
+                pb::ErrorCode::Unavailable,
+                format!("{} could not confirm its leadership: {e}", self.partition),
+            )),
+            Err(_) => Err(errors::error(
+                pb::ErrorCode::Unavailable,
+                format!(
+                    "{} could not confirm its leadership within {timeout:?}",
+                    self.partition
+                ),
+            )),
         }
-        *self.replica.watermark().borrow()
     }
 }

@@ -47,6 +47,10 @@ pub async fn follow(
     let current = target
         .watermark_for(requested, ctx.limits.request_timeout)
         .await;
+    let current = match current {
+        Ok(current) => current,
+        Err(e) => return end_with(&tx, e).await,
+    };
     let mut next = match position {
         None | Some(pb::start_position::Position::Earliest(_)) => current.log_start,
         Some(pb::start_position::Position::Latest(_)) => current.high,

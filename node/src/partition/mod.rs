@@ -48,6 +48,11 @@ impl Replica {
     pub fn leadership(&self) -> Leadership {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
+        if metrics.running_state.is_err() {
+            // The group stopped (a storage error): it leads nothing and knows no leader;
+            // pointing clients at its last known leader could point them back here.
+            return Leadership::Follower { leader: None };
+        }
         match metrics.current_leader {
             Some(leader) if leader == self.node_id && metrics.state.is_leader() => {
                 Leadership::Leader

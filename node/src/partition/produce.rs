@@ -105,6 +105,13 @@ async fn run(
             .acquire_owned()
             .await
             .expect("semaphore is never closed");
+        // A request whose caller stopped waiting (its RPC timed out) is not proposed: its
+        // producer has been told it failed, and appending it now could land it after that
+        // producer's later requests.
+        batch.retain(|pending| !pending.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         let (segments, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.segment, p.reply)).unzip();
         let command = Command::Append(AppendBatch { segments });

@@ -16,6 +16,13 @@ use super::state::Watermark;
 /// Index records fetched per scan while walking forward.
 const INDEX_SCAN_BATCH: usize = 256;
 
+/// What one event costs in a response besides its payload (offset, timestamp, framing):
+/// without it, a megabyte of empty events would be a million events in one response.
+pub const EVENT_OVERHEAD_BYTES: usize = 32;
+
+/// Most events one read returns, whatever the caller asks for.
+pub const READ_EVENTS_MAX: usize = 10_000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     pub offset: Offset,
@@ -80,6 +87,7 @@ pub fn read_events(
     let mut cursor = first_key;
     let mut bytes = 0usize;
     let mut cached: Option<Entry> = None;
+    let max_events = limits.max_events.min(READ_EVENTS_MAX);
     'walk: loop {
         let records = engine.scan(Cf::OffsetIndex, &cursor, &end, INDEX_SCAN_BATCH)?;
         let Some(last) = records.last() else { break };
@@ -104,10 +112,8 @@ pub fn read_events(
                 if event_offset >= watermark.high {
                     break 'walk;
                 }
-                let size = event.size_bytes();
-                if !out.is_empty()
-                    && (bytes + size > limits.max_bytes || out.len() >= limits.max_events)
-                {
+                let size = event.size_bytes() + EVENT_OVERHEAD_BYTES;
+                if !out.is_empty() && (bytes + size > limits.max_bytes || out.len() >= max_events) {
                     break 'walk;
                 }
                 bytes += size;
@@ -137,5 +143,80 @@ fn segment_events(entry: &Entry, segment: u32, partition: PartitionId) -> &[Even
             "{partition}: offset index points at non-append entry {}",
             entry.log_id
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Goal: a read's size bound counts each event's overhead, so tiny or empty events
+    //! cannot make a response unbounded. Method: one stored entry of 20,000 empty events,
+    //! read with byte and event limits.
+    use super::*;
+    use crate::raft::codec::encode;
+    use crate::raft::{AppendBatch, ProduceSegment};
+    use crate::storage::rocks::RocksTuning;
+    use crate::storage::{checksummed, RocksEngine, WriteBatch};
+
+    fn store_empty_events(engine: &dyn StorageEngine, partition: PartitionId, count: usize) {
+        let event = Event {
+            key: None,
+            value: Default::default(),
+            headers: Vec::new(),
+            timestamp_ms: 1,
+        };
+        let batch = AppendBatch {
+            segments: vec![ProduceSegment {
+                producer_id: 0,
+                first_sequence: 0,
+                events: vec![event; count],
+            }],
+        };
+        let entry = Entry {
+            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 5),
+            payload: openraft::EntryPayload::Normal(Command::Append(batch)),
+        };
+        let mut writes = WriteBatch::default();
+        writes.put(
+            Cf::RaftLog,
+            keys::raft_log(partition, 5),
+            checksummed(&encode(&entry)),
+        );
+        writes.put(
+            Cf::OffsetIndex,
+            keys::offset_index(partition, 0),
+            keys::offset_location(5, 0),
+        );
+        engine.write(writes).unwrap();
+    }
+
+    #[test]
+    fn reads_of_empty_events_are_bounded_by_overhead_and_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let engine = runtime
+            .block_on(RocksEngine::open(dir.path(), RocksTuning::default()))
+            .unwrap();
+        let partition = PartitionId(9);
+        store_empty_events(&engine, partition, 20_000);
+        let watermark = Watermark {
+            high: 20_000,
+            log_start: 0,
+        };
+        let by_bytes = ReadLimits {
+            max_bytes: 100 * EVENT_OVERHEAD_BYTES,
+            max_events: usize::MAX,
+        };
+        let events = read_events(&engine, partition, 0, watermark, by_bytes).unwrap();
+        assert_eq!(events.len(), 100);
+        let unbounded = ReadLimits {
+            max_bytes: usize::MAX,
+            max_events: usize::MAX,
+        };
+        let events = read_events(&engine, partition, 10, watermark, unbounded).unwrap();
+        assert_eq!(events.len(), READ_EVENTS_MAX);
+        assert_eq!(events[0].offset, 10);
     }
 }
