@@ -113,6 +113,17 @@ async fn produce_until_served(
     }
 }
 
+async fn read_good(log: &mut EventLogClient<Channel>, offset: u64) -> pb::ReadResponse {
+    let request = pb::ReadRequest {
+        topic: "good".into(),
+        partition: 0,
+        offset,
+        max_bytes: 0,
+        max_events: 0,
+    };
+    log.read(request).await.expect("read rpc").into_inner()
+}
+
 /// A message whose field 1 (`topic`, a string) is sent as a varint: undecodable as a
 /// ProduceRequest.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -197,29 +208,9 @@ async fn bad_requests_get_their_error_codes_and_the_node_keeps_serving() {
         again.base_offset, 2,
         "the refused requests consumed no offsets"
     );
-    let read = log
-        .read(pb::ReadRequest {
-            topic: "good".into(),
-            partition: 0,
-            offset: 0,
-            max_bytes: 0,
-            max_events: 0,
-        })
-        .await
-        .expect("read rpc")
-        .into_inner();
+    let read = read_good(&mut log, 0).await;
     let sizes: Vec<usize> = read.events.iter().map(|e| e.value.len()).collect();
     assert_eq!(sizes, vec![10, 20, 30]);
-    let beyond = log
-        .read(pb::ReadRequest {
-            topic: "good".into(),
-            partition: 0,
-            offset: 99,
-            max_bytes: 0,
-            max_events: 0,
-        })
-        .await
-        .expect("read rpc")
-        .into_inner();
+    let beyond = read_good(&mut log, 99).await;
     assert_eq!(code_of(&beyond.error), ErrorCode::OffsetOutOfRange);
 }
