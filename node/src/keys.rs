@@ -123,11 +123,6 @@ pub fn second_u64(key: &[u8]) -> u64 {
     u64::from_be_bytes(key[8..16].try_into().expect("8 bytes"))
 }
 
-pub fn decode_u64(value: &[u8]) -> u64 {
-    assert_eq!(value.len(), 8, "not a u64 value: {value:?}");
-    u64::from_be_bytes(value.try_into().expect("8 bytes"))
-}
-
 /// Value of an `offset_index` record: where the events starting at its base offset are:
 /// the Raft entry's log index and the segment (produce request) inside it.
 pub fn offset_location(log_index: u64, segment: u32) -> [u8; 12] {

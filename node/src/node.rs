@@ -212,7 +212,14 @@ fn api_limits(config: &Config) -> ApiLimits {
 fn claim_data_dir(engine: &dyn StorageEngine, config: &Config) -> Result<(), NodeError> {
     match engine.get(Cf::Meta, keys::META_NODE_ID)? {
         Some(bytes) => {
-            let found = keys::decode_u64(&bytes);
+            // Stored data, not an in-process invariant: a bad record is an error, not a panic.
+            let found = <[u8; 8]>::try_from(bytes.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| crate::storage::StorageError::Corrupt {
+                    cf: Cf::Meta.name(),
+                    key: keys::META_NODE_ID.to_vec(),
+                    reason: format!("node id record of {} bytes, expected 8", bytes.len()),
+                })?;
             if found != config.node_id {
                 return Err(NodeError::WrongDataDir {
                     data_dir: config.data_dir.display().to_string(),
