@@ -12,7 +12,8 @@
 //!   that starts and stops local partition replicas to match placement.
 //! - [`keys`]: the only owner of column families and key encodings.
 //! - [`config`], [`node`]: configuration and start-up/shut-down wiring; [`rt`]: the one
-//!   place that touches clocks and task spawning.
+//!   place that touches clocks and task spawning; [`sim_hooks`]: what the deterministic
+//!   simulation can switch on (planted bugs) and observe (leaders) inside a node.
 //!
 //! The data path in ten lines:
 //! 1. `api::event_log` receives `Produce(topic, partition, producer, seq, events)`.
@@ -39,6 +40,7 @@ pub mod node;
 pub mod partition;
 pub mod raft;
 pub mod rt;
+pub mod sim_hooks;
 pub mod storage;
 pub mod types;
 

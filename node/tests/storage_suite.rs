@@ -33,7 +33,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine<PartitionState>, tempfile::
         );
         let commit = GroupCommit::start(engine.clone(), 64);
         let partition = PartitionId(7);
-        let log = LogStore::new(partition, engine.clone(), commit);
+        let log = LogStore::new(partition, 1, engine.clone(), commit);
         let state = PartitionState::restore(partition, engine.as_ref(), &[]).expect("fresh state");
         let sm = StateMachine::new(partition, engine, AppliedRecord::default(), state);
         Ok((dir, log, sm))

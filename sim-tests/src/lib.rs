@@ -1,10 +1,34 @@
-//! Deterministic simulation of evlog clusters (madsim). Everything here only exists under
-//! `--cfg madsim`: the nodes run the production entry point (`Node::start` with the same
-//! `Config` the binary builds), the real RocksDB storage and the real gRPC stack, on
+//! Deterministic simulation of evlog clusters (madsim), and the checkers that judge a
+//! run. The simulation parts only exist under `--cfg madsim`: the nodes run the
+//! production entry point (`Node::start_with_engine` with the same `Config` the binary
+//! builds), the real RocksDB storage behind a simulated disk, and the real gRPC stack, on
 //! simulated time and a simulated network. A failing seed replays exactly with
-//! `MADSIM_TEST_SEED=<seed> scripts/sim.sh` (see [`runner`]).
+//! `MADSIM_TEST_SEED=<seed> scripts/sim.sh --test <binary> <test>` (see [`runner`]).
+//!
+//! The history and the checkers are plain code, built in every mode: the real-process
+//! kill loop (`tests/kill_loop.rs`) records the same history and runs the same checkers.
+//!
+//! Modules, in the order a run uses them:
+//! - `cluster`: N nodes on simulated disks, and the levers (kill, pause, clog, power).
+//! - `disk`: the storage fault layer (unsynced writes, power failure, bit flips, tears).
+//! - `workload`: producers and consumers recording the [`history`].
+//! - `nemesis`: seeded swarm fault injection.
+//! - `scenario`: one seed: safety phase, heal, liveness phase, checkers.
+//! - `runner`: seeds, sweeps, summaries, replay commands, determinism checks.
+//! - [`checkers`]: one file per property.
 
-#![cfg(madsim)]
+pub mod checkers;
+pub mod history;
 
+#[cfg(madsim)]
 pub mod cluster;
+#[cfg(madsim)]
+pub mod disk;
+#[cfg(madsim)]
+pub mod nemesis;
+#[cfg(madsim)]
 pub mod runner;
+#[cfg(madsim)]
+pub mod scenario;
+#[cfg(madsim)]
+pub mod workload;

@@ -11,12 +11,15 @@
 //! value of the seed's RNG (which depends on every random draw the run made: every task
 //! scheduling decision, election timeout, network delay) and the scenario's own trace.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::Command;
 
 use madsim::runtime::Runtime;
 use madsim::Config;
+
+use crate::scenario::SeedReport;
 
 /// Set in a child run of a determinism check: where it writes its fingerprint.
 const FINGERPRINT_ENV: &str = "EVLOG_SIM_FINGERPRINT_FILE";
@@ -37,49 +40,226 @@ pub fn run<F>(test_binary: &str, test_name: &str, scenario: fn() -> F)
 where
     F: Future<Output = String> + 'static,
 {
-    if let Ok(path) = std::env::var(FINGERPRINT_ENV) {
-        let seed = env_u64("MADSIM_TEST_SEED", 1);
-        let fingerprint = run_seed(seed, scenario);
-        std::fs::write(&path, fingerprint).expect("write fingerprint");
+    if write_child_fingerprint(|seed| run_seed(seed, scenario)) {
         return;
     }
-    let first = env_u64("MADSIM_TEST_SEED", 1);
-    let count = env_u64("MADSIM_TEST_NUM", 1);
-    let check_determinism = std::env::var("MADSIM_TEST_CHECK_DETERMINISM").is_ok();
-    for seed in first..first + count {
+    for seed in seeds() {
         let result = std::panic::catch_unwind(|| {
-            if check_determinism {
+            if check_determinism() {
                 check_seed_determinism(seed, test_name);
             } else {
                 run_seed(seed, scenario);
             }
         });
         if let Err(panic) = result {
-            eprintln!(
-                "\nsimulation failed on seed {seed}. Replay it with:\n  MADSIM_TEST_SEED={seed} scripts/sim.sh --test {test_binary} {test_name}\n"
-            );
+            eprintln!("{}", replay_hint(seed, test_binary, test_name));
             std::panic::resume_unwind(panic);
         }
     }
 }
 
+/// The durability sweep: runs `scenario` on every configured seed and prints one line
+/// per seed and a summary (seeds, faults injected by kind, operations and events
+/// checked, failures). A failing seed prints its full report and replay command; the
+/// sweep stops there unless `EVLOG_SIM_KEEP_GOING=1`, and fails at the end if any seed
+/// failed.
+pub fn sweep<F>(test_binary: &str, test_name: &str, scenario: fn() -> F)
+where
+    F: Future<Output = SeedReport> + 'static,
+{
+    let fingerprint = |seed| run_seed(seed, scenario).fingerprint();
+    if write_child_fingerprint(fingerprint) {
+        return;
+    }
+    let keep_going = std::env::var("EVLOG_SIM_KEEP_GOING").is_ok_and(|v| v == "1");
+    let mut summary = SweepSummary::default();
+    for seed in seeds() {
+        if check_determinism() {
+            let result = std::panic::catch_unwind(|| check_seed_determinism(seed, test_name));
+            if let Err(panic) = result {
+                eprintln!("{}", replay_hint(seed, test_binary, test_name));
+                std::panic::resume_unwind(panic);
+            }
+            summary.seeds += 1;
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let report = std::panic::catch_unwind(|| run_seed(seed, scenario));
+        let report = match report {
+            Ok(report) => report,
+            Err(panic) => {
+                eprintln!("{}", replay_hint(seed, test_binary, test_name));
+                std::panic::resume_unwind(panic);
+            }
+        };
+        summary.add(&report);
+        if report.passed() {
+            println!(
+                "seed {seed}: ok ({} nodes, {} faults, {} acked, {} events checked, {:.1}s)",
+                report.cluster_size,
+                report.faults.values().sum::<u64>(),
+                report.acked,
+                report.events_checked,
+                started.elapsed().as_secs_f64()
+            );
+        } else {
+            println!(
+                "seed {seed}: FAILED {:?}\n{}",
+                report.failed_checkers(),
+                report.summary()
+            );
+            eprintln!("{}", replay_hint(seed, test_binary, test_name));
+            if !keep_going {
+                break;
+            }
+        }
+    }
+    println!("{}", summary.render());
+    assert!(
+        summary.failed_seeds.is_empty(),
+        "{} of {} seeds failed: {:?}",
+        summary.failed_seeds.len(),
+        summary.seeds,
+        summary.failed_seeds
+    );
+}
+
+/// Totals over a sweep.
+#[derive(Debug, Default)]
+pub struct SweepSummary {
+    pub seeds: u64,
+    pub by_cluster_size: BTreeMap<u64, u64>,
+    pub faults: BTreeMap<String, u64>,
+    pub publishes: u64,
+    pub acked: u64,
+    pub unknown: u64,
+    pub failed: u64,
+    pub events_checked: u64,
+    pub consumed: u64,
+    pub failed_seeds: Vec<(u64, Vec<&'static str>)>,
+}
+
+impl SweepSummary {
+    fn add(&mut self, report: &SeedReport) {
+        self.seeds += 1;
+        *self.by_cluster_size.entry(report.cluster_size).or_default() += 1;
+        for (fault, count) in &report.faults {
+            *self.faults.entry(format!("{fault:?}")).or_default() += count;
+        }
+        self.publishes += report.publishes as u64;
+        self.acked += report.acked as u64;
+        self.unknown += report.unknown as u64;
+        self.failed += report.failed as u64;
+        self.events_checked += report.events_checked as u64;
+        self.consumed += report.consumed as u64;
+        if !report.passed() {
+            self.failed_seeds
+                .push((report.seed, report.failed_checkers()));
+        }
+    }
+
+    /// The summary block; its `SUMMARY` lines are what `scripts/sweep.sh` adds up.
+    pub fn render(&self) -> String {
+        let mut out = String::from("\n==> sweep summary\n");
+        out.push_str(&format!("SUMMARY seeds {}\n", self.seeds));
+        for (size, count) in &self.by_cluster_size {
+            out.push_str(&format!("SUMMARY seeds_with_{size}_nodes {count}\n"));
+        }
+        for (fault, count) in &self.faults {
+            out.push_str(&format!("SUMMARY fault_{fault} {count}\n"));
+        }
+        for (name, value) in [
+            ("publishes", self.publishes),
+            ("acked", self.acked),
+            ("unknown_outcome", self.unknown),
+            ("refused", self.failed),
+            ("events_checked", self.events_checked),
+            ("events_consumed", self.consumed),
+            ("failed_seeds", self.failed_seeds.len() as u64),
+        ] {
+            out.push_str(&format!("SUMMARY {name} {value}\n"));
+        }
+        for (seed, checkers) in &self.failed_seeds {
+            out.push_str(&format!("FAILED seed {seed}: {checkers:?}\n"));
+        }
+        out
+    }
+}
+
+fn seeds() -> std::ops::Range<u64> {
+    let first = env_u64("MADSIM_TEST_SEED", 1);
+    first..first + env_u64("MADSIM_TEST_NUM", 1)
+}
+
+fn check_determinism() -> bool {
+    std::env::var("MADSIM_TEST_CHECK_DETERMINISM").is_ok()
+}
+
+fn replay_hint(seed: u64, test_binary: &str, test_name: &str) -> String {
+    format!(
+        "\nsimulation failed on seed {seed}. Replay it with:\n  MADSIM_TEST_SEED={seed} scripts/sim.sh --test {test_binary} {test_name}\n"
+    )
+}
+
+/// In a child run of a determinism check, runs the one seed and writes its fingerprint;
+/// returns whether this was such a run.
+fn write_child_fingerprint(fingerprint: impl FnOnce(u64) -> String) -> bool {
+    let Ok(path) = std::env::var(FINGERPRINT_ENV) else {
+        return false;
+    };
+    let seed = env_u64("MADSIM_TEST_SEED", 1);
+    std::fs::write(&path, fingerprint(seed)).expect("write fingerprint");
+    true
+}
+
 /// Runs one seed on a fresh thread: madsim seeds std's `HashMap` keys from the seed, but
 /// only on a thread that has not hashed anything yet (libtest's thread has).
-fn run_seed<F>(seed: u64, scenario: fn() -> F) -> String
+pub fn run_seed<S, F, T>(seed: u64, scenario: S) -> T
 where
-    F: Future<Output = String> + 'static,
+    S: FnOnce() -> F + Send + 'static,
+    F: Future<Output = T> + 'static,
+    T: Fingerprint + Send + 'static,
 {
     let run = std::thread::spawn(move || {
         Runtime::with_seed_and_config(seed, Config::default()).block_on(async move {
-            let trace = scenario().await;
+            let mut outcome = scenario().await;
             let end = madsim::time::TimeHandle::current().elapsed();
             let next_draw: u64 = madsim::rand::random();
-            format!("seed {seed}\nend {end:?}\nnext draw {next_draw:#018x}\n{trace}")
+            outcome.stamp(format!(
+                "seed {seed}\nend {end:?}\nnext draw {next_draw:#018x}"
+            ));
+            outcome
         })
     });
     match run.join() {
-        Ok(fingerprint) => fingerprint,
+        Ok(outcome) => outcome,
         Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// What a scenario returns: it takes the run's end state into its fingerprint.
+pub trait Fingerprint {
+    fn stamp(&mut self, end_state: String);
+    fn fingerprint(&self) -> String;
+}
+
+impl Fingerprint for String {
+    fn stamp(&mut self, end_state: String) {
+        *self = format!("{end_state}\n{self}");
+    }
+
+    fn fingerprint(&self) -> String {
+        self.clone()
+    }
+}
+
+impl Fingerprint for SeedReport {
+    fn stamp(&mut self, end_state: String) {
+        self.trace.insert(0, end_state);
+    }
+
+    fn fingerprint(&self) -> String {
+        SeedReport::fingerprint(self)
     }
 }
 

@@ -82,11 +82,10 @@ fn acknowledged_events_survive_a_leader_crash() {
 
 async fn scenario() -> String {
     init_tracing();
-    let cluster = SimCluster::start(3);
+    let cluster = std::sync::Arc::new(SimCluster::start(3, false).await);
     let client_node = cluster.client_node("client", 1);
     let addrs = cluster.addrs.clone();
-    let handle = madsim::runtime::Handle::current();
-    let node_ids: Vec<_> = cluster.nodes.iter().map(|n| n.id()).collect();
+    let levers = cluster.clone();
     let trace = client_node
         .spawn(async move {
             let client = Client::with_config(
@@ -109,9 +108,9 @@ async fn scenario() -> String {
                         "{:?} kill node {victim}",
                         madsim::time::TimeHandle::current().elapsed()
                     ));
-                    handle.kill(node_ids[(victim - 1) as usize]);
-                    madsim::time::sleep(Duration::from_secs(2)).await;
-                    handle.restart(node_ids[(victim - 1) as usize]);
+                    levers
+                        .kill_and_restart(victim, Duration::from_secs(2))
+                        .await;
                 }
                 let value = format!("event-{i}");
                 let ack = producer

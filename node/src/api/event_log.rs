@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::errors::{self, error, invalid};
 use super::{ApiContext, Target};
-use crate::partition::read::{read_events, ReadLimits, StoredEvent};
+use crate::partition::read::{read_events, ReadError, ReadLimits, StoredEvent};
 use crate::partition::state::Watermark;
 use crate::raft::{ProduceSegment, SegmentOutcome};
 use crate::types::Event;
@@ -105,7 +105,18 @@ pub(super) async fn read_for_subscription(
     })
     .await
     .map_err(|e| error(pb::ErrorCode::Internal, format!("read task failed: {e}")))?
-    .map_err(errors::from_read)
+    .map_err(|e| {
+        if let ReadError::Storage(storage) = &e {
+            // Committed data that cannot be read back (a checksum mismatch): this replica
+            // stops for good, and the client retries on the leader the others elect.
+            target.replica.fail_stop(&storage.to_string());
+            return error(
+                pb::ErrorCode::Unavailable,
+                format!("replica stopped on a storage error: {storage}"),
+            );
+        }
+        errors::from_read(e)
+    })
 }
 
 type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;

@@ -6,6 +6,7 @@ pub mod read;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use openraft::BasicNode;
@@ -38,6 +39,8 @@ pub struct Replica {
     pub batcher: Batcher,
     watermark: watch::Receiver<Watermark>,
     node_id: NodeId,
+    /// Set by [`Replica::fail_stop`]: this replica found data it cannot trust.
+    failed: AtomicBool,
 }
 
 impl Replica {
@@ -48,7 +51,7 @@ impl Replica {
     pub fn leadership(&self) -> Leadership {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
-        if metrics.running_state.is_err() {
+        if metrics.running_state.is_err() || self.failed.load(Ordering::Acquire) {
             // The group stopped (a storage error): it leads nothing and knows no leader;
             // pointing clients at its last known leader could point them back here.
             return Leadership::Follower { leader: None };
@@ -68,8 +71,34 @@ impl Replica {
         }
     }
 
+    /// Whether this replica's Raft group runs: not stopped by a storage error, not
+    /// fail-stopped.
+    pub fn is_running(&self) -> bool {
+        self.raft.metrics().borrow().running_state.is_ok() && !self.failed.load(Ordering::Acquire)
+    }
+
+    /// Stops this replica's Raft group for good: it found committed data it cannot read
+    /// back (a checksum mismatch). Fail-stop is the only safe answer: it must not serve,
+    /// replicate or vote with that log, and repairing it in place could drop an entry that
+    /// counted towards a quorum. The healthy replicas elect a leader among themselves.
+    pub fn fail_stop(&self, reason: &str) {
+        if self.failed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::error!(partition = %self.partition, "replica stops for good: {reason}");
+        let raft = self.raft.clone();
+        crate::rt::spawn(async move {
+            if let Err(e) = raft.shutdown().await {
+                tracing::warn!("raft shutdown: {e}");
+            }
+        });
+    }
+
     pub fn current_leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow().current_leader
+        match self.leadership() {
+            Leadership::Leader => Some(self.node_id),
+            Leadership::Follower { leader } => leader.map(|(id, _)| id),
+        }
     }
 }
 
@@ -95,7 +124,12 @@ impl ReplicaContext {
         state: S,
         members: BTreeMap<NodeId, BasicNode>,
     ) -> Result<Raft, NodeError> {
-        let log_store = LogStore::new(group, self.engine.clone(), self.commit.clone());
+        let log_store = LogStore::new(
+            group,
+            self.node_id,
+            self.engine.clone(),
+            self.commit.clone(),
+        );
         let state_machine = StateMachine::new(group, self.engine.clone(), applied, state);
         let network = Network::new(group, self.peers.clone());
         let raft = Raft::new(
@@ -178,6 +212,7 @@ impl Registry {
             batcher,
             watermark,
             node_id: ctx.node_id,
+            failed: AtomicBool::new(false),
         });
         self.replicas
             .write()

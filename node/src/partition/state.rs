@@ -16,6 +16,7 @@ use crate::keys::{self, Cf};
 use crate::raft::codec::{decode, encode};
 use crate::raft::state_machine::GroupState;
 use crate::raft::{AppendBatch, Command, CommandResponse, SegmentOutcome};
+use crate::sim_hooks::PlantedBug;
 use crate::storage::{StorageEngine, StorageError, WriteBatch};
 use crate::types::PartitionId;
 
@@ -66,7 +67,13 @@ impl PartitionState {
         };
         let (from, to) = keys::producer_range(partition);
         let mut producers = HashMap::new();
-        for (key, value) in engine.scan(Cf::PartitionState, &from, &to, PRODUCERS_MAX + 1)? {
+        let forget = crate::sim_hooks::is_planted(PlantedBug::ForgetProducersOnRestart);
+        let stored = if forget {
+            Vec::new()
+        } else {
+            engine.scan(Cf::PartitionState, &from, &to, PRODUCERS_MAX + 1)?
+        };
+        for (key, value) in stored {
             let producer_id = u64::from_be_bytes(key[9..17].try_into().expect("producer key"));
             let payload = crate::storage::verify_checksum(Cf::PartitionState, &key, &value)?;
             let record: ProducerRecord = decode(payload).map_err(|e| corrupt(partition, e))?;

@@ -20,6 +20,7 @@ use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, StorageIOError
 use super::codec::{decode, encode, read_record};
 use super::{Entry, LogId, RaftStorageError, TypeConfig};
 use crate::keys::{self, Cf, RaftStateKind};
+use crate::sim_hooks::{self, PlantedBug, VoteObservation};
 use crate::storage::{checksummed, verify_checksum, GroupCommit, StorageEngine, WriteBatch};
 use crate::types::{NodeId, PartitionId};
 
@@ -29,6 +30,8 @@ const READ_ENTRIES_MAX: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct LogStore {
     partition: PartitionId,
+    /// This node: only for the simulation's vote observations.
+    node_id: NodeId,
     engine: Arc<dyn StorageEngine>,
     commit: GroupCommit,
 }
@@ -44,11 +47,13 @@ fn logs_error(verb: ErrorVerb, e: impl ToString) -> RaftStorageError {
 impl LogStore {
     pub fn new(
         partition: PartitionId,
+        node_id: NodeId,
         engine: Arc<dyn StorageEngine>,
         commit: GroupCommit,
     ) -> Self {
         Self {
             partition,
+            node_id,
             engine,
             commit,
         }
@@ -74,6 +79,18 @@ impl LogStore {
             keys::raft_state(self.partition, kind),
             checksummed(&encode(value)),
         );
+    }
+
+    /// Tells the simulation about a vote (a no-op in real builds).
+    fn observe_vote(&self, vote: &Vote<NodeId>, at_start: bool) {
+        sim_hooks::observe_vote(VoteObservation {
+            group: self.partition,
+            node: self.node_id,
+            term: vote.leader_id().get_term(),
+            voted_for: vote.leader_id().voted_for(),
+            committed: vote.is_committed(),
+            at_start,
+        });
     }
 
     fn decode_entry(key: &[u8], framed: &[u8]) -> Result<Entry, RaftStorageError> {
@@ -179,16 +196,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), RaftStorageError> {
-        let mut batch = WriteBatch::default();
-        self.state_put(&mut batch, RaftStateKind::Vote, vote);
-        let vote_error =
-            |e: crate::storage::StorageError| io_error(ErrorSubject::Vote, ErrorVerb::Write, e);
-        self.engine.write(batch).map_err(vote_error)?;
-        self.commit.sync().await.map_err(vote_error)
+        if !sim_hooks::is_planted(PlantedBug::VoteNotPersisted) {
+            let mut batch = WriteBatch::default();
+            self.state_put(&mut batch, RaftStateKind::Vote, vote);
+            let vote_error =
+                |e: crate::storage::StorageError| io_error(ErrorSubject::Vote, ErrorVerb::Write, e);
+            self.engine.write(batch).map_err(vote_error)?;
+            self.commit.sync().await.map_err(vote_error)?;
+        }
+        self.observe_vote(vote, false);
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, RaftStorageError> {
-        self.read_state(RaftStateKind::Vote)
+        let vote: Option<Vote<NodeId>> = self.read_state(RaftStateKind::Vote)?;
+        if let Some(vote) = &vote {
+            self.observe_vote(vote, true);
+        }
+        Ok(vote)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
@@ -223,6 +248,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let error = logs_error(ErrorVerb::Write, &e);
             callback.log_io_completed(Err(e.into_io()));
             return Err(error);
+        }
+        if sim_hooks::is_planted(PlantedBug::AckBeforeFsync) {
+            callback.log_io_completed(Ok(()));
+            self.commit.after_sync(Box::new(|_| {}));
+            return Ok(());
         }
         self.commit
             .after_sync(Box::new(move |result| callback.log_io_completed(result)));

@@ -83,6 +83,10 @@ async fn run(
                 Err(_) => break,
             }
         }
+        let latency = crate::sim_hooks::fsync_latency();
+        if !latency.is_zero() {
+            crate::rt::sleep(latency).await;
+        }
         let engine = engine.clone();
         let result = match crate::rt::spawn_blocking(move || engine.sync()).await {
             Ok(result) => result.map_err(StorageError::into_io),

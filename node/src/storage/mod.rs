@@ -145,6 +145,9 @@ pub fn verify_checksum<'a>(cf: Cf, key: &[u8], framed: &'a [u8]) -> Result<&'a [
         )));
     }
     let (crc, payload) = framed.split_at(4);
+    if crate::sim_hooks::is_planted(crate::sim_hooks::PlantedBug::SkipChecksum) {
+        return Ok(payload);
+    }
     let stored = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
     let actual = crc32c::crc32c(payload);
     if stored != actual {
