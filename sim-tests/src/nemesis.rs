@@ -18,6 +18,9 @@ use madsim::rand::Rng;
 
 use crate::cluster::SimCluster;
 
+/// The smallest replication factor the workload uses (see `workload::WorkloadPlan`).
+pub const SMALLEST_REPLICATION_FACTOR: u64 = 3;
+
 /// One kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
@@ -104,7 +107,10 @@ impl FaultMix {
 
     /// Exactly these faults, default rates.
     pub fn with(rng: &mut impl Rng, faults: Vec<Fault>, cluster_size: u64) -> FaultMix {
-        let minority = (cluster_size - 1) / 2;
+        // Damage must stay a minority of every group's replicas: with partitions of
+        // replication factor 3, one node, even in a five-node cluster (two damaged nodes
+        // could hold two replicas of one partition: a majority of its disks lost).
+        let minority = (cluster_size.min(SMALLEST_REPLICATION_FACTOR) - 1) / 2;
         let mut nodes: Vec<u64> = (1..=cluster_size).collect();
         nodes.shuffle(rng);
         let corruptible = if faults.iter().any(|f| f.damages_disk()) {

@@ -190,6 +190,8 @@ pub async fn run(config: ScenarioConfig) -> SeedReport {
     for failure in cluster.start_failures.lock().expect("failures").iter() {
         trace.push(format!("node {} did not start: {}", failure.0, failure.1));
     }
+    // Tasks of the run may outlive it (madsim does not drop them): close the disks now.
+    cluster.close();
     let count =
         |f: fn(&Outcome) -> bool| history.publishes.iter().filter(|p| f(&p.outcome)).count();
     SeedReport {
