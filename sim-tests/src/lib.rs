@@ -5,13 +5,14 @@
 //! simulated time and a simulated network. A failing seed replays exactly with
 //! `MADSIM_TEST_SEED=<seed> scripts/sim.sh --test <binary> <test>` (see [`runner`]).
 //!
-//! The history and the checkers are plain code, built in every mode: the real-process
-//! kill loop (`tests/kill_loop.rs`) records the same history and runs the same checkers.
+//! The history, the checkers and the workload's loops are built in every mode: the
+//! real-process kill loop (`node/tests/kill_loop.rs`) runs the same workload, records the
+//! same history and runs the same checkers.
 //!
 //! Modules, in the order a run uses them:
 //! - `cluster`: N nodes on simulated disks, and the levers (kill, pause, clog, power).
 //! - `disk`: the storage fault layer (unsynced writes, power failure, bit flips, tears).
-//! - `workload`: producers and consumers recording the [`history`].
+//! - [`workload`]: producers and consumers recording the [`history`] (both runtimes).
 //! - `nemesis`: seeded swarm fault injection.
 //! - `scenario`: one seed: safety phase, heal, liveness phase, checkers.
 //! - `runner`: seeds, sweeps, summaries, replay commands, determinism checks.
@@ -30,5 +31,4 @@ pub mod nemesis;
 pub mod runner;
 #[cfg(madsim)]
 pub mod scenario;
-#[cfg(madsim)]
 pub mod workload;

@@ -2,8 +2,10 @@
 //! inside the client, several sends in flight) and consumers following every partition,
 //! some by Subscribe, some by polling Read. Everything they do lands in the [`History`].
 //!
-//! Producers run until [`Workload::stop_producing`]; consumers until
-//! [`Workload::stop_consuming`], by which time they should have caught up.
+//! The producer and consumer loops ([`produce`], [`follow`], [`poll`]) run on either
+//! runtime (madsim-tokio is the simulator under `--cfg madsim` and tokio otherwise), so
+//! the real-process kill loop drives the same workload; [`Workload`] places them on
+//! simulated client nodes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,11 +15,23 @@ use evlog_client::{
     Client, ClientConfig, ClientError, ErrorCode, Event, ProducerConfig, StartFrom,
 };
 use futures::StreamExt;
-use madsim::rand::Rng;
+#[cfg(madsim)]
 use madsim::runtime::NodeHandle;
+use rand::Rng;
 
+#[cfg(madsim)]
 use crate::cluster::SimCluster;
-use crate::history::{Consumed, Outcome, PartitionRef, Publish};
+#[cfg(madsim)]
+use crate::history::PartitionRef;
+use crate::history::{Consumed, Outcome, Publish};
+
+/// The random source: the simulator's (seeded, deterministic) under madsim.
+fn rng() -> impl Rng {
+    #[cfg(madsim)]
+    return madsim::rand::thread_rng();
+    #[cfg(not(madsim))]
+    return rand::thread_rng();
+}
 
 /// A topic of the workload.
 #[derive(Debug, Clone)]
@@ -69,6 +83,7 @@ impl WorkloadPlan {
 }
 
 /// The running workload and what it recorded so far.
+#[cfg(madsim)]
 pub struct Workload {
     pub plan: WorkloadPlan,
     publishes: Arc<Mutex<Vec<Publish>>>,
@@ -76,10 +91,11 @@ pub struct Workload {
     producing: Arc<AtomicBool>,
     consuming: Arc<AtomicBool>,
     in_flight: Arc<AtomicU64>,
-    tasks: Vec<madsim::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     _client_nodes: Vec<NodeHandle>,
 }
 
+#[cfg(madsim)]
 fn client_config(cluster: &SimCluster, deadline_ms: u64) -> ClientConfig {
     ClientConfig::new(cluster.addrs.clone())
         .with_operation_deadline_ms(deadline_ms)
@@ -87,7 +103,7 @@ fn client_config(cluster: &SimCluster, deadline_ms: u64) -> ClientConfig {
 }
 
 /// A publish that failed: refused for sure, or of unknown outcome.
-fn outcome_of(error: &ClientError) -> Outcome {
+pub fn outcome_of(error: &ClientError) -> Outcome {
     let refused = matches!(
         error.code(),
         Some(ErrorCode::InvalidArgument | ErrorCode::EventTooLarge | ErrorCode::UnknownTopic)
@@ -99,6 +115,7 @@ fn outcome_of(error: &ClientError) -> Outcome {
     }
 }
 
+#[cfg(madsim)]
 impl Workload {
     /// Creates the topics (retrying until the metadata group answers) and starts
     /// producers and consumers, each kind on its own client node.
@@ -214,7 +231,8 @@ impl Workload {
     }
 }
 
-async fn create_topic(client: &Client, topic: &TopicPlan) {
+/// Creates `topic`, retrying until the metadata group answers (a minute at most).
+pub async fn create_topic(client: &Client, topic: &TopicPlan) {
     for _ in 0..600 {
         match client
             .admin()
@@ -225,7 +243,7 @@ async fn create_topic(client: &Client, topic: &TopicPlan) {
             Err(e) if e.code() == Some(ErrorCode::TopicExists) => return,
             Err(e) => {
                 tracing::debug!("create topic {}: {e}", topic.name);
-                madsim::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
@@ -234,7 +252,7 @@ async fn create_topic(client: &Client, topic: &TopicPlan) {
 
 /// One producer: unique payloads `<producer>-<n>` with random keys over random topics,
 /// `in_flight` sends outstanding, each outcome recorded when it is known.
-async fn produce(
+pub async fn produce(
     name: String,
     config: ClientConfig,
     plan: WorkloadPlan,
@@ -255,7 +273,7 @@ async fn produce(
             break;
         }
         let (topic, key) = {
-            let mut rng = madsim::rand::thread_rng();
+            let mut rng = rng();
             let topic = plan.topics[rng.gen_range(0..plan.topics.len())]
                 .name
                 .clone();
@@ -271,7 +289,7 @@ async fn produce(
         let publishes = publishes.clone();
         let in_flight = in_flight.clone();
         let producer_name = name.clone();
-        pending.push(madsim::task::spawn(async move {
+        pending.push(tokio::spawn(async move {
             let outcome = match send.await {
                 Ok(ack) => Outcome::Acked {
                     partition: ack.partition,
@@ -288,8 +306,8 @@ async fn produce(
             in_flight.fetch_sub(1, Ordering::SeqCst);
             drop(permit);
         }));
-        let pause = madsim::rand::thread_rng().gen_range(0..=plan.pause_ms_max);
-        madsim::time::sleep(Duration::from_millis(pause)).await;
+        let pause = rng().gen_range(0..=plan.pause_ms_max);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     for task in pending {
         let _ = task.await;
@@ -298,7 +316,11 @@ async fn produce(
 
 /// A subscriber: follows one partition from the start; if the subscription gives up
 /// (its deadline passed during a long fault) it subscribes again at its next offset.
-async fn follow(config: ClientConfig, consumed: Arc<Mutex<Consumed>>, running: Arc<AtomicBool>) {
+pub async fn follow(
+    config: ClientConfig,
+    consumed: Arc<Mutex<Consumed>>,
+    running: Arc<AtomicBool>,
+) {
     let client = Client::new_lazy(config).expect("client config");
     let partition = consumed.lock().expect("consumed").partition.clone();
     while running.load(Ordering::SeqCst) {
@@ -313,7 +335,7 @@ async fn follow(config: ClientConfig, consumed: Arc<Mutex<Consumed>>, running: A
         loop {
             let item = tokio::select! {
                 item = stream.next() => item,
-                _ = madsim::time::sleep(Duration::from_millis(500)) => {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
                     if running.load(Ordering::SeqCst) { continue } else { return }
                 }
             };
@@ -334,7 +356,7 @@ async fn follow(config: ClientConfig, consumed: Arc<Mutex<Consumed>>, running: A
 }
 
 /// A reader: polls one partition with Read from its next offset.
-async fn poll(config: ClientConfig, consumed: Arc<Mutex<Consumed>>, running: Arc<AtomicBool>) {
+pub async fn poll(config: ClientConfig, consumed: Arc<Mutex<Consumed>>, running: Arc<AtomicBool>) {
     let client = Client::new_lazy(config).expect("client config");
     let partition = consumed.lock().expect("consumed").partition.clone();
     while running.load(Ordering::SeqCst) {
@@ -356,12 +378,12 @@ async fn poll(config: ClientConfig, consumed: Arc<Mutex<Consumed>>, running: Arc
                         .map(|e| (e.offset, e.value.to_vec())),
                 );
                 if empty {
-                    madsim::time::sleep(Duration::from_millis(200)).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
             Err(e) => {
                 tracing::debug!("reader on {partition}: {e}");
-                madsim::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     }
