@@ -10,8 +10,9 @@
 #   3. build        the release binaries, which the integration tests spawn
 #   4. test         unit and integration tests (sim-tests compiles to nothing here)
 #   5. simulation   the madsim tests (scripts/sim.sh): RUSTFLAGS="--cfg madsim", own target
-#                   dir, reusing the RocksDB library step 3 compiled
-#   6. determinism  the same seeds again, each run twice, every random draw compared
+#                   dir, reusing the RocksDB library step 3 compiled: 200 seeds of the
+#                   durability sweep under faults, the smoke test, every planted bug caught
+#   6. determinism  a sample of seeds run twice each, every random draw compared
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
@@ -55,9 +56,11 @@ else
 fi
 step "build" cargo build --release --workspace --bins
 step "test" cargo test --release --workspace
-# Seeds: EVLOG_SIM_SEEDS for the simulation (default 50), EVLOG_DETERMINISM_SEEDS for the
+# Seeds: EVLOG_SIM_SEEDS per simulation test (default 200: the durability sweep and the
+# smoke test; the planted-bug tests pick their own), EVLOG_DETERMINISM_SEEDS for the
 # determinism check (default 3; each seed runs twice, in two fresh processes).
-step "simulation" env MADSIM_TEST_NUM="${EVLOG_SIM_SEEDS:-50}" scripts/sim.sh
-step "determinism" env MADSIM_TEST_CHECK_DETERMINISM=1 MADSIM_TEST_NUM="${EVLOG_DETERMINISM_SEEDS:-3}" scripts/sim.sh
+step "simulation" env MADSIM_TEST_NUM="${EVLOG_SIM_SEEDS:-200}" scripts/sim.sh
+step "determinism" env MADSIM_TEST_CHECK_DETERMINISM=1 MADSIM_TEST_NUM="${EVLOG_DETERMINISM_SEEDS:-3}" \
+  scripts/sim.sh --test smoke --test durability
 
 echo "==> all tests passed in $(duration $((SECONDS - started)))"

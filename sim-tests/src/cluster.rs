@@ -2,8 +2,8 @@
 //! its own simulated disk ([`SimDisk`] over a real RocksDB), plus client nodes; and the
 //! levers the nemesis pulls: kill/restart, pause/resume, power failure, network clogs.
 //!
-//! Node `i` gets IP `10.0.0.i`; client nodes `10.0.1.x`. Data dirs live under a directory
-//! derived from the seed, wiped at start (a determinism re-run of a seed starts from the
+//! Node `i` gets IP `10.0.0.i`; client nodes `10.0.1.x`. Data dirs live under `/dev/shm`
+//! (or the temp dir), in a directory derived from the seed, wiped at start (a determinism re-run of a seed starts from the
 //! same empty disks). A node's disk outlives its process: a restarted node gets the same
 //! [`SimDisk`], as a rebooted machine finds its disk.
 
@@ -89,7 +89,14 @@ impl SimCluster {
     pub async fn start(n: u64, restart_on_panic: bool) -> SimCluster {
         let handle = Handle::current();
         static RUNS: AtomicU64 = AtomicU64::new(0);
-        let data_root = std::env::temp_dir().join(format!(
+        // Memory-backed when the machine has it: nothing is fsynced in simulation anyway.
+        let shm = std::path::Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let data_root = base.join(format!(
             "evlog-sim-{}-{}-{}",
             std::process::id(),
             handle.seed(),
@@ -118,8 +125,8 @@ impl SimCluster {
             let config = node_config(id, &peers, &cluster.data_root);
             std::fs::create_dir_all(&config.data_dir).expect("node data dir");
             let tuning = RocksTuning {
-                block_cache_bytes: 8 << 20,
-                write_buffer_bytes: 8 << 20,
+                block_cache_bytes: 4 << 20,
+                write_buffer_bytes: 4 << 20,
             };
             let engine = RocksEngine::open(&config.data_dir.join("db"), tuning)
                 .await

@@ -72,8 +72,10 @@ impl RocksEngine {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
             opts.set_block_based_table_factory(&table);
+            // Every family gets the configured memtable size: RocksDB preallocates each
+            // WAL file at 1.1x the largest one, so a default-sized family would pin 70 MB.
+            opts.set_write_buffer_size(tuning.write_buffer_bytes);
             if *cf == Cf::RaftLog {
-                opts.set_write_buffer_size(tuning.write_buffer_bytes);
                 opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             }
             ColumnFamilyDescriptor::new(cf.name(), opts)
