@@ -1,4 +1,5 @@
-//! The one place that touches clocks, randomness and task spawning.
+//! The one place that touches clocks, randomness and task spawning, and that stops the
+//! process when it must ([`crash`]).
 //!
 //! Normal builds use tokio; under `cfg(madsim)` the same calls go to the deterministic
 //! simulator (madsim-tokio re-exports it as `tokio`). openraft gets its runtime through
@@ -44,6 +45,25 @@ pub fn unix_time_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// What a node that crashed on purpose says (in its log, and in simulation in its panic).
+pub const CRASH_MESSAGE: &str = "evlog node crash";
+
+/// Exit status of a node that crashed on purpose (EX_SOFTWARE).
+pub const CRASH_EXIT_CODE: i32 = 70;
+
+/// Stops the node at once, like a crash, because going on could break a promise: after a
+/// failed fsync the kernel may have dropped the dirty pages it could not write, so a
+/// retry could report lost writes durable ("fsyncgate"). Its supervisor restarts the
+/// process, which recovers from what really is on disk. In simulation the node's task
+/// panics with [`CRASH_MESSAGE`] and the harness restarts the node.
+pub fn crash(reason: &str) -> ! {
+    tracing::error!("{CRASH_MESSAGE}: {reason}");
+    #[cfg(madsim)]
+    panic!("{CRASH_MESSAGE}: {reason}");
+    #[cfg(not(madsim))]
+    std::process::exit(CRASH_EXIT_CODE);
 }
 
 /// openraft's runtime: tokio in production.

@@ -151,7 +151,12 @@ impl SimCluster {
         restart_on_panic: bool,
     ) -> NodeHandle {
         let failures = self.start_failures.clone();
-        let mut builder = self.handle.create_node();
+        // A node that crashes on purpose (a failed fsync) is restarted, as its supervisor
+        // would; any other panic fails the run, unless `restart_on_panic`.
+        let mut builder = self
+            .handle
+            .create_node()
+            .restart_on_panic_matching(evlog_node::rt::CRASH_MESSAGE);
         if restart_on_panic {
             builder = builder.restart_on_panic();
         }
@@ -160,10 +165,14 @@ impl SimCluster {
             .ip(node_ip(id))
             .init(move || {
                 let config = config.clone();
+                let disk = disk.clone();
                 let engine: Arc<dyn StorageEngine> = disk.clone();
                 let view = view.clone();
                 let failures = failures.clone();
                 async move {
+                    if let Some(lost) = disk.boot(&mut madsim::rand::thread_rng()) {
+                        tracing::info!("node {id} boots after a failed fsync: {lost:?}");
+                    }
                     match evlog_node::Node::start_with_engine(config, engine).await {
                         Ok(node) => {
                             *view.lock().expect("view") = Some(NodeView {
@@ -204,8 +213,12 @@ impl SimCluster {
         &self.disks[(id - 1) as usize]
     }
 
-    /// The running node `id`, if it is up.
+    /// The running node `id`, if it is up (not killed, not crashed on a failed fsync and
+    /// waiting for its supervisor's restart).
     pub fn view(&self, id: u64) -> Option<NodeView> {
+        if self.disk(id).crashed() {
+            return None;
+        }
         self.views[(id - 1) as usize].lock().expect("view").clone()
     }
 

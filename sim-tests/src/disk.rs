@@ -5,7 +5,9 @@
 //! - a **power failure** keeps a prefix of the unsynced writes (the page cache may have
 //!   written some back, in order, as RocksDB's WAL would) and drops the rest; the first
 //!   dropped write may survive **torn** (one value cut short);
-//! - a **bit flip** rots one stored log entry, durable from then on.
+//! - a **bit flip** rots one stored log entry, durable from then on;
+//! - an **fsync failure** (EIO) leaves the unsynced writes in doubt: the node crashes on
+//!   it (as it must), and at its next boot the disk has lost them as in a power failure.
 //!
 //! How: every write goes to RocksDB at once (so reads see it) and leaves an undo record
 //! (the keys' values before it); `sync` forgets the undo records; a power failure replays
@@ -53,6 +55,10 @@ struct DiskState {
     /// Keys whose stored value the simulation damaged on purpose (bit flips, torn writes).
     damaged: BTreeSet<(&'static str, Vec<u8>)>,
     syncs: u64,
+    /// The next `sync` fails.
+    fail_next_sync: bool,
+    /// A sync failed: the unsynced writes are lost at the next boot.
+    lose_unsynced_at_boot: bool,
 }
 
 /// One node's simulated disk.
@@ -125,6 +131,7 @@ impl SimDisk {
     /// possibly torn. Call it only while the node using this disk is down.
     pub fn power_fail(&self, rng: &mut impl Rng, tear: bool) -> PowerFailure {
         let mut state = self.lock();
+        state.lose_unsynced_at_boot = false;
         let unsynced = std::mem::take(&mut state.unsynced);
         let kept = rng.gen_range(0..=unsynced.len());
         let lost = unsynced.len() - kept;
@@ -155,6 +162,22 @@ impl SimDisk {
             .write(undo_ops)
             .expect("the simulated disk rewrites what a power failure lost");
         PowerFailure { kept, lost, torn }
+    }
+
+    /// Makes the next `sync` fail with an I/O error.
+    pub fn fail_next_sync(&self) {
+        self.lock().fail_next_sync = true;
+    }
+
+    /// Whether the node using this disk crashed on a failed fsync and has not booted since.
+    pub fn crashed(&self) -> bool {
+        self.lock().lose_unsynced_at_boot
+    }
+
+    /// Called as the node boots on this disk: applies what a failed fsync lost.
+    pub fn boot(&self, rng: &mut impl Rng) -> Option<PowerFailure> {
+        let lose = std::mem::take(&mut self.lock().lose_unsynced_at_boot);
+        lose.then(|| self.power_fail(rng, false))
     }
 
     /// Flips one random bit of one random stored Raft log entry. Returns the damaged key,
@@ -224,6 +247,10 @@ impl StorageEngine for SimDisk {
 
     fn sync(&self) -> Result<(), StorageError> {
         let mut state = self.lock();
+        if std::mem::take(&mut state.fail_next_sync) {
+            state.lose_unsynced_at_boot = true;
+            return Err(StorageError::Engine("injected fsync failure (EIO)".into()));
+        }
         state.unsynced.clear();
         state.syncs += 1;
         Ok(())

@@ -50,10 +50,13 @@ pub enum Fault {
     TornWrite,
     /// The leader of a random group is killed and comes back quickly, again and again.
     LeaderChurn,
+    /// A node's next fsync fails (EIO): it must crash, and comes back without what it
+    /// had not synced.
+    FsyncFailure,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::Crash,
         Fault::Pause,
         Fault::Partition,
@@ -67,6 +70,7 @@ impl Fault {
         Fault::BitFlip,
         Fault::TornWrite,
         Fault::LeaderChurn,
+        Fault::FsyncFailure,
     ];
 
     fn damages_disk(self) -> bool {
@@ -201,11 +205,16 @@ impl Nemesis {
         self.nodes.lock().expect("nodes")[(id - 1) as usize] = state;
     }
 
+    /// Nodes up: neither taken down by the nemesis nor crashed on their own. A node that
+    /// crashed on a failed fsync belongs to its supervisor (madsim restarts it) until it
+    /// boots: the nemesis must not kill or restart it meanwhile, as two restarts of one
+    /// node without a kill between them leave madsim routing to a dead incarnation.
     fn up_nodes(&self) -> Vec<u64> {
-        self.cluster
-            .ids()
-            .filter(|id| self.state(*id) == NodeState::Up)
-            .collect()
+        self.cluster.ids().filter(|id| self.is_up(*id)).collect()
+    }
+
+    fn is_up(&self, id: u64) -> bool {
+        self.state(id) == NodeState::Up && !self.cluster.disk(id).crashed()
     }
 
     fn duration(&self) -> Duration {
@@ -259,7 +268,7 @@ impl Nemesis {
                 let Some(id) = self.some_leader() else {
                     return false;
                 };
-                if self.state(id) != NodeState::Up {
+                if !self.is_up(id) {
                     return false;
                 }
                 cluster.kill(id);
@@ -323,7 +332,9 @@ impl Nemesis {
             Fault::PowerFailOne | Fault::PowerFailMinority | Fault::PowerFailAll => {
                 let mut victims: Vec<u64> = cluster
                     .ids()
-                    .filter(|id| self.state(*id) != NodeState::Paused)
+                    .filter(|id| {
+                        self.state(*id) != NodeState::Paused && !cluster.disk(*id).crashed()
+                    })
                     .collect();
                 victims.shuffle(&mut rng());
                 let count = match fault {
@@ -343,6 +354,12 @@ impl Nemesis {
                     self.restart_later(id, back_after);
                 }
             }
+            Fault::FsyncFailure => {
+                let Some(&id) = self.up_nodes().choose(&mut rng()) else {
+                    return false;
+                };
+                cluster.disk(id).fail_next_sync();
+            }
             Fault::BitFlip => {
                 let Some(&id) = self.mix.corruptible.choose(&mut rng()) else {
                     return false;
@@ -357,7 +374,7 @@ impl Nemesis {
                     .corruptible
                     .iter()
                     .copied()
-                    .filter(|id| self.state(*id) == NodeState::Up)
+                    .filter(|id| self.is_up(*id))
                     .collect();
                 let Some(&id) = candidates.choose(&mut rng()) else {
                     return false;

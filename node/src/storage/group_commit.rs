@@ -6,6 +6,9 @@
 //! was received covers that waiter's write. While a sync is running, new waiters queue up
 //! for the next one, so the number of fsyncs per second stays bounded by the disk's
 //! latency, not by the number of writers.
+//!
+//! A failed fsync crashes the node ([`crate::rt::crash`]): its outcome is unknown, and the
+//! only safe recovery is a restart from what is on disk.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{StorageEngine, StorageError};
 
-/// Called once the write it follows is durable (or the sync failed).
+/// Called once the write it follows is durable (an error only if the committer stopped).
 pub type SyncWaiter = Box<dyn FnOnce(Result<(), std::io::Error>) + Send>;
 
 /// Counters, for benchmarks and metrics.
@@ -88,20 +91,19 @@ async fn run(
             crate::rt::sleep(latency).await;
         }
         let engine = engine.clone();
-        let result = match crate::rt::spawn_blocking(move || engine.sync()).await {
-            Ok(result) => result.map_err(StorageError::into_io),
-            Err(e) => Err(std::io::Error::other(format!("sync task failed: {e}"))),
-        };
+        match crate::rt::spawn_blocking(move || engine.sync()).await {
+            Ok(Ok(())) => {}
+            // Never retried, never reported to the waiters as a recoverable error: see
+            // `rt::crash`. The writes they wait for were not acknowledged to anyone.
+            Ok(Err(e)) => crate::rt::crash(&format!("fsync failed: {e}")),
+            Err(e) => crate::rt::crash(&format!("fsync task failed: {e}")),
+        }
         stats.syncs.fetch_add(1, Ordering::Relaxed);
         stats
             .waiters
             .fetch_add(waiters.len() as u64, Ordering::Relaxed);
         for waiter in waiters.drain(..) {
-            let result = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-            };
-            waiter(result);
+            waiter(Ok(()));
         }
     }
 }
