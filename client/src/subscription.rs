@@ -211,6 +211,15 @@ impl Follower {
         .await
     }
 
+    /// Pins the start the node resolved for `earliest`/`latest` (sent before any event),
+    /// so that a resubscribe before the first event asks for that offset instead of
+    /// resolving `latest` again, later, and skipping what was committed in between.
+    fn pin_start(&mut self, start_offset: Option<u64>) {
+        if self.next.is_none() {
+            self.next = start_offset;
+        }
+    }
+
     /// The events of one message not delivered yet (a resubscribe may repeat some),
     /// advancing the next offset past them.
     fn undelivered(&mut self, events: Vec<pb::StoredEvent>) -> Vec<ReceivedEvent> {
@@ -252,6 +261,7 @@ impl Follower {
             if let Some(error) = ClientError::from_wire(response.error) {
                 return StreamEnd::Failed { error, progress };
             }
+            self.pin_start(response.start_offset);
             for event in self.undelivered(response.events) {
                 if self.tx.send(Ok(event)).await.is_err() {
                     return StreamEnd::Dropped;
@@ -345,6 +355,21 @@ mod tests {
         assert_eq!(f.start().position, Some(Position::Latest(true)));
         let (f, _rx) = follower(StartFrom::Offset(5));
         assert_eq!(f.start().position, Some(Position::Offset(5)));
+    }
+
+    #[test]
+    fn a_latest_subscription_resumes_where_it_started_not_at_a_newer_latest() {
+        // Goal: `latest` is resolved once. The node's first message says where the stream
+        // starts; if the stream breaks before any event, the resubscribe asks for that
+        // offset (a second `latest` would skip what was committed in between).
+        let (mut f, _rx) = follower(StartFrom::Latest);
+        f.pin_start(Some(7));
+        assert_eq!(f.start().position, Some(Position::Offset(7)));
+        // Once events were delivered, a later message's start never moves the cursor.
+        let (mut f, _rx) = follower(StartFrom::Latest);
+        f.next = Some(12);
+        f.pin_start(Some(7));
+        assert_eq!(f.start().position, Some(Position::Offset(12)));
     }
 
     fn stored(offset: u64) -> pb::StoredEvent {

@@ -63,6 +63,17 @@ pub async fn follow(
         );
         return end_with(&tx, error(pb::ErrorCode::OffsetOutOfRange, message)).await;
     }
+    // Tell the client where the stream starts before any event: a `latest` resolved now
+    // must not be resolved again (later) if the stream breaks before its first event.
+    let first = pb::SubscribeResponse {
+        error: None,
+        events: Vec::new(),
+        high_watermark: current.high,
+        start_offset: Some(next),
+    };
+    if tx.send(Ok(first)).await.is_err() {
+        return;
+    }
     loop {
         if *ctx.shutdown.borrow() {
             return end_with(
@@ -92,6 +103,7 @@ pub async fn follow(
                 error: None,
                 events: events.into_iter().map(stored_to_wire).collect(),
                 high_watermark: current.high,
+                start_offset: None,
             };
             if tx.send(Ok(response)).await.is_err() {
                 return;
