@@ -170,6 +170,8 @@ impl SimCluster {
                 let view = view.clone();
                 let failures = failures.clone();
                 async move {
+                    // Nothing of the previous incarnation is visible any more.
+                    *view.lock().expect("view") = None;
                     if let Some(lost) = disk.boot(&mut madsim::rand::thread_rng()) {
                         tracing::info!("node {id} boots after a failed fsync: {lost:?}");
                     }

@@ -320,14 +320,17 @@ async fn liveness_phase(
         took_ms: took,
         bound_ms: CONVERGE_BOUND.as_millis() as u64,
     });
+    let mut lagging = String::new();
     let took = within(CONVERGE_BOUND.saturating_sub(converged.elapsed()), || {
-        groups
+        let level = groups
             .iter()
-            .all(|(group, hosts)| replicas_level(cluster, *group, hosts))
+            .try_for_each(|(group, hosts)| replicas_level(cluster, *group, hosts));
+        lagging = level.clone().err().unwrap_or_default();
+        level.is_ok()
     })
     .await;
     history.liveness.push(LivenessProbe {
-        what: "every healthy replica level with its leader".into(),
+        what: format!("every healthy replica level with its leader (last: {lagging})"),
         took_ms: took.map(|_| elapsed_ms(converged)),
         bound_ms: CONVERGE_BOUND.as_millis() as u64,
     });
@@ -376,22 +379,32 @@ async fn read_final_logs(
 }
 
 /// Whether every replica of `group` that should be healthy runs and has applied all its
-/// leader has. A replica on a node whose disk was damaged may have stopped for good.
-fn replicas_level(cluster: &SimCluster, group: PartitionId, hosts: &[u64]) -> bool {
-    let Some(leader) = cluster.leader_of(group) else {
-        return false;
-    };
-    let Some(raft) = cluster.view(leader).and_then(|v| v.raft(group)) else {
-        return false;
-    };
+/// leader has; if not, why. A replica on a node whose disk was damaged may have stopped
+/// for good.
+fn replicas_level(cluster: &SimCluster, group: PartitionId, hosts: &[u64]) -> Result<(), String> {
+    let leader = cluster
+        .leader_of(group)
+        .ok_or_else(|| format!("{group}: no leader"))?;
+    let raft = cluster
+        .view(leader)
+        .and_then(|v| v.raft(group))
+        .ok_or_else(|| format!("{group}: leader {leader} stopped"))?;
     let target = raft.metrics().borrow().last_log_index;
-    hosts.iter().all(|id| {
-        let running = cluster.view(*id).and_then(|v| v.raft(group));
-        match running {
-            Some(raft) => raft.metrics().borrow().last_applied.map(|l| l.index) == target,
-            None => cluster.disk(*id).damaged_count() > 0,
+    for id in hosts {
+        match cluster.view(*id).and_then(|v| v.raft(group)) {
+            Some(raft) => {
+                let applied = raft.metrics().borrow().last_applied.map(|l| l.index);
+                if applied != target {
+                    return Err(format!(
+                        "{group}: node {id} applied {applied:?}, leader {leader} has {target:?}"
+                    ));
+                }
+            }
+            None if cluster.disk(*id).damaged_count() > 0 => {}
+            None => return Err(format!("{group}: node {id} runs no replica")),
         }
-    })
+    }
+    Ok(())
 }
 
 /// The committed log of every running replica of every group, from its disk, without the
