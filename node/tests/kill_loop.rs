@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::TestCluster;
-use evlog_client::{Client, ClientConfig, Event, ProducerConfig};
+use evlog_client::{Client, ClientConfig};
 use evlog_node::keys::{self, Cf};
 use evlog_node::raft::state_machine::load_applied;
 use evlog_node::storage::rocks::RocksTuning;
@@ -66,18 +66,6 @@ fn client_config(cluster: &TestCluster, deadline_ms: u64) -> ClientConfig {
     ClientConfig::new(cluster.bootstrap())
         .with_operation_deadline_ms(deadline_ms)
         .with_request_timeout_ms(5_000)
-}
-
-fn partitions(plan: &WorkloadPlan) -> Vec<PartitionRef> {
-    plan.topics
-        .iter()
-        .flat_map(|t| {
-            (0..t.partitions).map(|index| PartitionRef {
-                topic: t.name.clone(),
-                index,
-            })
-        })
-        .collect()
 }
 
 /// The node leading `partition`, as any live node reports it.
@@ -162,60 +150,87 @@ async fn stored_raft_log(node: u64, data_dir: &std::path::Path, group: u64) -> R
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_events_survive_repeated_kill_9_of_any_node() {
-    let mut cluster = TestCluster::start(3);
-    let plan = plan();
-    let admin = Client::new_lazy(client_config(&cluster, 60_000)).expect("client");
-    for topic in &plan.topics {
-        workload::create_topic(&admin, topic).await;
-    }
+/// The running workload: producers and consumers recording the history.
+struct Load {
+    publishes: Arc<Mutex<Vec<Publish>>>,
+    consumed: Vec<Arc<Mutex<Consumed>>>,
+    producing: Arc<AtomicBool>,
+    consuming: Arc<AtomicBool>,
+    in_flight: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
 
-    // Load: producers and consumers, recording the history.
-    let publishes = Arc::new(Mutex::new(Vec::<Publish>::new()));
-    let producing = Arc::new(AtomicBool::new(true));
-    let consuming = Arc::new(AtomicBool::new(true));
-    let in_flight = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for producer in 0..plan.producers {
-        tasks.push(tokio::spawn(workload::produce(
-            format!("p{producer}"),
-            client_config(&cluster, plan.deadline_ms),
-            plan.clone(),
-            publishes.clone(),
-            producing.clone(),
-            in_flight.clone(),
-        )));
-    }
-    let mut consumed = Vec::new();
-    for partition in partitions(&plan) {
-        for subscribe in [true, false] {
-            let record = Arc::new(Mutex::new(Consumed {
-                consumer: format!(
-                    "{}-{partition}",
-                    if subscribe { "subscriber" } else { "reader" }
-                ),
-                partition: partition.clone(),
-                events: Vec::new(),
-            }));
-            consumed.push(record.clone());
-            let config = client_config(&cluster, 30_000);
-            tasks.push(if subscribe {
-                tokio::spawn(workload::follow(config, record, consuming.clone()))
-            } else {
-                tokio::spawn(workload::poll(config, record, consuming.clone()))
-            });
+impl Load {
+    fn start(cluster: &TestCluster, plan: &WorkloadPlan) -> Load {
+        let mut load = Load {
+            publishes: Arc::new(Mutex::new(Vec::new())),
+            consumed: Vec::new(),
+            producing: Arc::new(AtomicBool::new(true)),
+            consuming: Arc::new(AtomicBool::new(true)),
+            in_flight: Arc::new(AtomicU64::new(0)),
+            tasks: Vec::new(),
+        };
+        for producer in 0..plan.producers {
+            load.tasks.push(tokio::spawn(workload::produce(
+                format!("p{producer}"),
+                client_config(cluster, plan.deadline_ms),
+                plan.clone(),
+                load.publishes.clone(),
+                load.producing.clone(),
+                load.in_flight.clone(),
+            )));
         }
+        for partition in plan.partitions() {
+            for kind in ["subscriber", "reader"] {
+                let record = Arc::new(Mutex::new(Consumed {
+                    consumer: format!("{kind}-{partition}"),
+                    partition: partition.clone(),
+                    events: Vec::new(),
+                }));
+                load.consumed.push(record.clone());
+                let (config, running) = (client_config(cluster, 30_000), load.consuming.clone());
+                load.tasks.push(if kind == "subscriber" {
+                    tokio::spawn(workload::follow(config, record, running))
+                } else {
+                    tokio::spawn(workload::poll(config, record, running))
+                });
+            }
+        }
+        load
     }
 
-    // The kill loop.
+    fn caught_up(&self, final_logs: &BTreeMap<PartitionRef, Vec<Vec<u8>>>) -> bool {
+        self.consumed.iter().all(|c| {
+            let c = c.lock().expect("consumed");
+            let end = final_logs[&c.partition].len() as u64;
+            c.events.last().map_or(0, |(offset, _)| offset + 1) >= end
+        })
+    }
+
+    /// Stops the consumers and hands over what was recorded.
+    async fn finish(self, history: &mut History) {
+        self.consuming.store(false, Ordering::SeqCst);
+        for task in self.tasks {
+            task.await.expect("workload task");
+        }
+        history.publishes = std::mem::take(&mut *self.publishes.lock().expect("publishes"));
+        history.consumed = self
+            .consumed
+            .iter()
+            .map(|c| c.lock().expect("consumed").clone())
+            .collect();
+    }
+}
+
+/// SIGKILLs a node (the leader of a random partition every other cycle) and restarts it
+/// after a random pause, `cycles()` times.
+async fn kill_cycles(cluster: &mut TestCluster, admin: &Client, partitions: &[PartitionRef]) {
     let mut rng = rand::thread_rng();
-    let all = partitions(&plan);
     for cycle in 0..cycles() {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(300..1_200))).await;
         let victim = if cycle % 2 == 0 {
-            let partition = &all[rng.gen_range(0..all.len())];
-            leader_of(&admin, &cluster, partition).await
+            let partition = &partitions[rng.gen_range(0..partitions.len())];
+            leader_of(admin, cluster, partition).await
         } else {
             None
         }
@@ -225,35 +240,14 @@ async fn acknowledged_events_survive_repeated_kill_9_of_any_node() {
         cluster.start_node(victim);
         eprintln!("cycle {cycle}: SIGKILLed and restarted node {victim}");
     }
-    let healed = Instant::now();
+}
 
-    // Liveness: every partition takes a new event; sends resolve; consumers catch up.
-    let mut history = History::default();
-    let probe = admin.producer(ProducerConfig::default()).expect("producer");
-    let mut probes = Vec::new();
-    for partition in &all {
-        let payload = format!("probe-{partition}").into_bytes();
-        let outcome = match probe
-            .send_to(
-                &partition.topic,
-                partition.index,
-                Event::new(payload.clone()),
-            )
-            .await
-        {
-            Ok(ack) => Outcome::Acked {
-                partition: ack.partition,
-                offset: ack.offset,
-            },
-            Err(e) => Outcome::Unknown(e.to_string()),
-        };
-        probes.push(Publish {
-            producer: "probe".into(),
-            topic: partition.topic.clone(),
-            payload,
-            outcome,
-        });
-    }
+/// After the last restart: every partition takes a new event, sends in flight resolve,
+/// the final logs are read and every consumer catches up with them.
+async fn liveness(admin: &Client, plan: &WorkloadPlan, load: &Load, history: &mut History) {
+    let healed = Instant::now();
+    let partitions = plan.partitions();
+    let probes = workload::probe_partitions(admin, &partitions).await;
     let acked = probes
         .iter()
         .filter(|p| matches!(p.outcome, Outcome::Acked { .. }))
@@ -261,13 +255,14 @@ async fn acknowledged_events_survive_repeated_kill_9_of_any_node() {
     history.liveness.push(LivenessProbe {
         what: format!(
             "a new event acknowledged on each of {} partitions",
-            all.len()
+            partitions.len()
         ),
-        took_ms: (acked == all.len()).then(|| healed.elapsed().as_millis() as u64),
+        took_ms: (acked == partitions.len()).then(|| healed.elapsed().as_millis() as u64),
         bound_ms: LIVENESS_BOUND.as_millis() as u64,
     });
-    producing.store(false, Ordering::SeqCst);
+    load.producing.store(false, Ordering::SeqCst);
     let bound = Duration::from_millis(plan.deadline_ms) + Duration::from_secs(5);
+    let in_flight = load.in_flight.clone();
     let took = within(bound, || {
         let done = in_flight.load(Ordering::SeqCst) == 0;
         async move { done }
@@ -278,17 +273,13 @@ async fn acknowledged_events_survive_repeated_kill_9_of_any_node() {
         took_ms: took,
         bound_ms: bound.as_millis() as u64,
     });
-    for partition in &all {
-        history
-            .final_logs
-            .insert(partition.clone(), read_whole(&admin, partition).await);
+    for partition in &partitions {
+        let log = read_whole(admin, partition).await;
+        history.final_logs.insert(partition.clone(), log);
     }
+    let final_logs = history.final_logs.clone();
     let took = within(LIVENESS_BOUND, || {
-        let caught_up = consumed.iter().all(|c| {
-            let c = c.lock().expect("consumed");
-            let end = history.final_logs[&c.partition].len() as u64;
-            c.events.last().map_or(0, |(offset, _)| offset + 1) >= end
-        });
+        let caught_up = load.caught_up(&final_logs);
         async move { caught_up }
     })
     .await;
@@ -297,12 +288,15 @@ async fn acknowledged_events_survive_repeated_kill_9_of_any_node() {
         took_ms: took,
         bound_ms: LIVENESS_BOUND.as_millis() as u64,
     });
-    consuming.store(false, Ordering::SeqCst);
-    for task in tasks {
-        task.await.expect("workload task");
-    }
+    history.publishes.extend(probes);
+}
 
-    // Replicas: level, then identical on disk after a clean stop.
+/// Stops every node cleanly and reads each replica's committed Raft log from disk.
+async fn replica_logs(
+    cluster: &mut TestCluster,
+    admin: &Client,
+    plan: &WorkloadPlan,
+) -> BTreeMap<u64, Vec<ReplicaLog>> {
     let mut groups = BTreeMap::new();
     for topic in &plan.topics {
         let info = admin
@@ -314,21 +308,34 @@ async fn acknowledged_events_survive_repeated_kill_9_of_any_node() {
             groups.insert(p.group_id, p.replicas);
         }
     }
-    drop((admin, probe));
     cluster.stop_all();
-    for (group, replicas) in &groups {
-        let mut logs = Vec::new();
+    let mut logs = BTreeMap::new();
+    for (group, replicas) in groups {
+        let mut replica_logs = Vec::new();
         for node in replicas {
-            logs.push(stored_raft_log(*node, &cluster.node(*node).data_dir, *group).await);
+            replica_logs.push(stored_raft_log(node, &cluster.node(node).data_dir, group).await);
         }
-        history.replica_logs.insert(*group, logs);
+        logs.insert(group, replica_logs);
     }
-    history.publishes = std::mem::take(&mut *publishes.lock().expect("publishes"));
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_repeated_kill_9_of_any_node() {
+    let mut cluster = TestCluster::start(3);
+    let plan = plan();
+    let admin = Client::new_lazy(client_config(&cluster, 60_000)).expect("client");
+    for topic in &plan.topics {
+        workload::create_topic(&admin, topic).await;
+    }
+    let load = Load::start(&cluster, &plan);
+    kill_cycles(&mut cluster, &admin, &plan.partitions()).await;
+    let mut history = History::default();
+    liveness(&admin, &plan, &load, &mut history).await;
+    let probes = std::mem::take(&mut history.publishes);
+    load.finish(&mut history).await;
     history.publishes.extend(probes);
-    history.consumed = consumed
-        .iter()
-        .map(|c| c.lock().expect("consumed").clone())
-        .collect();
+    history.replica_logs = replica_logs(&mut cluster, &admin, &plan).await;
 
     let verdicts = checkers::check_all(&history);
     let unknown = history

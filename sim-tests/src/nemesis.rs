@@ -252,9 +252,26 @@ impl Nemesis {
 
     /// Injects one fault; false if it found nothing to hit (e.g. every node down).
     fn inject(self: &Arc<Self>, fault: Fault) -> bool {
-        let cluster = &self.cluster;
-        let minority = ((cluster.size - 1) / 2) as usize;
         tracing::info!("nemesis: {fault:?}");
+        match fault {
+            Fault::Crash | Fault::LeaderChurn | Fault::Pause => self.inject_process(fault),
+            Fault::Partition
+            | Fault::IsolateLeader
+            | Fault::AsymmetricLink
+            | Fault::PacketLoss
+            | Fault::LatencySpike => self.inject_network(fault),
+            Fault::PowerFailOne
+            | Fault::PowerFailMinority
+            | Fault::PowerFailAll
+            | Fault::FsyncFailure
+            | Fault::BitFlip
+            | Fault::TornWrite => self.inject_disk(fault),
+        }
+    }
+
+    /// Crashes, leader churn, pauses.
+    fn inject_process(self: &Arc<Self>, fault: Fault) -> bool {
+        let cluster = &self.cluster;
         match fault {
             Fault::Crash => {
                 let Some(&id) = self.up_nodes().choose(&mut rng()) else {
@@ -288,6 +305,16 @@ impl Nemesis {
                     }
                 });
             }
+            _ => unreachable!("{fault:?} is not a process fault"),
+        }
+        true
+    }
+
+    /// Splits, isolation, one-way links, packet loss, latency.
+    fn inject_network(self: &Arc<Self>, fault: Fault) -> bool {
+        let cluster = &self.cluster;
+        let minority = ((cluster.size - 1) / 2) as usize;
+        match fault {
             Fault::Partition => {
                 let mut ids: Vec<u64> = cluster.ids().collect();
                 ids.shuffle(&mut rng());
@@ -329,6 +356,16 @@ impl Nemesis {
                 });
                 self.later(self.duration(), |_| reset_latency());
             }
+            _ => unreachable!("{fault:?} is not a network fault"),
+        }
+        true
+    }
+
+    /// Power failures, fsync failures, bit flips, torn writes.
+    fn inject_disk(self: &Arc<Self>, fault: Fault) -> bool {
+        let cluster = &self.cluster;
+        let minority = ((cluster.size - 1) / 2) as usize;
+        match fault {
             Fault::PowerFailOne | Fault::PowerFailMinority | Fault::PowerFailAll => {
                 let mut victims: Vec<u64> = cluster
                     .ids()
@@ -384,6 +421,7 @@ impl Nemesis {
                 self.set_state(id, NodeState::Down);
                 self.restart_later(id, self.duration());
             }
+            _ => unreachable!("{fault:?} is not a disk fault"),
         }
         true
     }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use evlog_client::{Client, ClientConfig, Event, ProducerConfig};
+use evlog_client::{Client, ClientConfig};
 use evlog_node::keys::{self, Cf};
 use evlog_node::sim_hooks::{self, PlantedBug};
 use evlog_node::types::PartitionId;
@@ -25,7 +25,7 @@ use crate::history::{
     History, LivenessProbe, Outcome, PartitionRef, Publish, ReplicaLog, VoteSeen,
 };
 use crate::nemesis::{Fault, FaultMix, Nemesis};
-use crate::workload::{Workload, WorkloadPlan};
+use crate::workload::{probe_partitions, Workload, WorkloadPlan};
 
 /// Leaders elected and a new event acknowledged everywhere, after the heal.
 pub const SERVE_BOUND: Duration = Duration::from_secs(30);
@@ -231,17 +231,7 @@ async fn liveness_phase(
     });
 
     // A new event on every partition, from a fresh client.
-    let partitions: Vec<PartitionRef> = workload
-        .plan
-        .topics
-        .iter()
-        .flat_map(|t| {
-            (0..t.partitions).map(|index| PartitionRef {
-                topic: t.name.clone(),
-                index,
-            })
-        })
-        .collect();
+    let partitions = workload.plan.partitions();
     let probe_node = cluster.client_node("probe", 200);
     let config = ClientConfig::new(cluster.addrs.clone())
         .with_operation_deadline_ms(SERVE_BOUND.as_millis() as u64);
@@ -249,34 +239,7 @@ async fn liveness_phase(
     let (probes, final_logs) = probe_node
         .spawn(async move {
             let client = Client::new_lazy(config).expect("client config");
-            let producer = client
-                .producer(ProducerConfig::default())
-                .expect("producer");
-            let mut probes = Vec::new();
-            for partition in &probe_partitions {
-                let payload = format!("probe-{partition}").into_bytes();
-                let outcome = match producer
-                    .send_to(
-                        &partition.topic,
-                        partition.index,
-                        Event::new(payload.clone()),
-                    )
-                    .await
-                {
-                    Ok(ack) => Outcome::Acked {
-                        partition: ack.partition,
-                        offset: ack.offset,
-                    },
-                    Err(e) => Outcome::Unknown(e.to_string()),
-                };
-                probes.push(Publish {
-                    producer: "probe".into(),
-                    topic: partition.topic.clone(),
-                    payload,
-                    outcome,
-                });
-            }
-            (probes, client)
+            (probe_partitions(&client, &probe_partitions).await, client)
         })
         .await
         .map(|(probes, client)| (probes, Some(client)))

@@ -21,9 +21,7 @@ use rand::Rng;
 
 #[cfg(madsim)]
 use crate::cluster::SimCluster;
-#[cfg(madsim)]
-use crate::history::PartitionRef;
-use crate::history::{Consumed, Outcome, Publish};
+use crate::history::{Consumed, Outcome, PartitionRef, Publish};
 
 /// The random source: the simulator's (seeded, deterministic) under madsim.
 fn rng() -> impl Rng {
@@ -55,6 +53,19 @@ pub struct WorkloadPlan {
 }
 
 impl WorkloadPlan {
+    /// Every partition of every topic.
+    pub fn partitions(&self) -> Vec<PartitionRef> {
+        self.topics
+            .iter()
+            .flat_map(|t| {
+                (0..t.partitions).map(|index| PartitionRef {
+                    topic: t.name.clone(),
+                    index,
+                })
+            })
+            .collect()
+    }
+
     pub fn draw(rng: &mut impl Rng, cluster_size: u64) -> WorkloadPlan {
         let rf = 3.min(cluster_size as u32);
         WorkloadPlan {
@@ -229,6 +240,36 @@ impl Workload {
             .collect();
         (publishes, consumed)
     }
+}
+
+/// Publishes one `probe-<partition>` event to each partition: the liveness probe after
+/// the faults. Outcomes are recorded like any publish.
+pub async fn probe_partitions(client: &Client, partitions: &[PartitionRef]) -> Vec<Publish> {
+    let producer = client
+        .producer(ProducerConfig::default())
+        .expect("producer config");
+    let mut probes = Vec::new();
+    for partition in partitions {
+        let payload = format!("probe-{partition}").into_bytes();
+        let event = Event::new(payload.clone());
+        let outcome = match producer
+            .send_to(&partition.topic, partition.index, event)
+            .await
+        {
+            Ok(ack) => Outcome::Acked {
+                partition: ack.partition,
+                offset: ack.offset,
+            },
+            Err(e) => outcome_of(&e),
+        };
+        probes.push(Publish {
+            producer: "probe".into(),
+            topic: partition.topic.clone(),
+            payload,
+            outcome,
+        });
+    }
+    probes
 }
 
 /// Creates `topic`, retrying until the metadata group answers (a minute at most).
