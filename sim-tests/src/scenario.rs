@@ -235,11 +235,11 @@ async fn liveness_phase(
     let probe_node = cluster.client_node("probe", 200);
     let config = ClientConfig::new(cluster.addrs.clone())
         .with_operation_deadline_ms(SERVE_BOUND.as_millis() as u64);
-    let probe_partitions = partitions.clone();
+    let to_probe = partitions.clone();
     let (probes, final_logs) = probe_node
         .spawn(async move {
             let client = Client::new_lazy(config).expect("client config");
-            (probe_partitions(&client, &probe_partitions).await, client)
+            (probe_partitions(&client, &to_probe).await, client)
         })
         .await
         .map(|(probes, client)| (probes, Some(client)))

@@ -57,7 +57,12 @@ fn acknowledging_before_the_fsync_is_caught() {
         3,
         &[Fault::PowerFailAll, Fault::PowerFailMinority],
     );
-    assert!(checkers.contains(&"acked_readable"), "{checkers:?}");
+    // Lost acknowledged entries show as missing events, or as replicas that diverged.
+    let durability = ["acked_readable", "readers_agree", "replicas_identical"];
+    assert!(
+        checkers.iter().any(|c| durability.contains(c)),
+        "{checkers:?}"
+    );
 }
 
 #[test]

@@ -12,9 +12,19 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
         .expect("evlog types always serialize")
 }
 
+/// Decodes a value that must fill `bytes` exactly. Garbage (a damaged record, a malformed
+/// peer message) is an error, never an abort: a garbled length prefix could otherwise make
+/// bincode allocate exabytes. bincode's limit bounds what a value may claim, and nothing
+/// legitimate claims more than 16 bytes (a u128) per encoded byte, so the limit grows with
+/// the input, in steps (it is a compile-time constant).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let (value, read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map_err(|e| e.to_string())?;
+    let (value, read) = match bytes.len() {
+        n if n <= 64 << 10 => decode_within::<T, { 1 << 20 }>(bytes),
+        n if n <= 1 << 20 => decode_within::<T, { 16 << 20 }>(bytes),
+        n if n <= 16 << 20 => decode_within::<T, { 256 << 20 }>(bytes),
+        _ => decode_within::<T, { 1 << 36 }>(bytes),
+    }
+    .map_err(|e| e.to_string())?;
     if read != bytes.len() {
         return Err(format!(
             "{} trailing bytes after the value",
@@ -22,6 +32,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
         ));
     }
     Ok(value)
+}
+
+fn decode_within<T: DeserializeOwned, const LIMIT: usize>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    let config = bincode::config::standard().with_limit::<LIMIT>();
+    bincode::serde::decode_from_slice(bytes, config)
 }
 
 /// Reads a checksummed record written with `storage::checksummed(&encode(..))`: verifies
@@ -42,4 +59,33 @@ pub fn read_record<T: DeserializeOwned>(
             key: key.to_vec(),
             reason,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip() {
+        let value = (
+            7u64,
+            "event".to_string(),
+            vec![1u8, 2, 3],
+            vec![u64::MAX; 100],
+        );
+        let decoded: (u64, String, Vec<u8>, Vec<u64>) = decode(&encode(&value)).unwrap();
+        assert_eq!(decoded, value);
+    }
+
+    #[test]
+    fn a_garbled_length_prefix_is_an_error_not_an_allocation() {
+        // Goal: a length prefix claiming ~2^62 bytes (a flipped bit, a hostile peer) is
+        // refused; without the limit bincode allocates it first and the process aborts.
+        let mut garbage = vec![0xfd];
+        garbage.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        garbage.extend_from_slice(b"short");
+        assert!(decode::<Vec<u8>>(&garbage).is_err());
+        assert!(decode::<String>(&garbage).is_err());
+        assert!(decode::<(u64, Vec<u8>)>(&[[1u8].as_slice(), &garbage].concat()).is_err());
+    }
 }
