@@ -33,9 +33,13 @@ for ((job = 0; job < jobs; job++)); do
   job_first=$((first + job * per_job))
   job_count=$((per_job < count - job * per_job ? per_job : count - job * per_job))
   ((job_count > 0)) || continue
-  MADSIM_TEST_SEED=$job_first MADSIM_TEST_NUM=$job_count EVLOG_SIM_KEEP_GOING=1 \
-    "$binary" --exact no_acknowledged_event_is_lost_duplicated_or_reordered --nocapture \
-    >"$dir/job-$job.log" 2>&1 &
+  # Each job's memory is capped, so a seed that runs away fails alone (its job stops
+  # and the summary says how many seeds reported) instead of starving the machine.
+  (
+    ulimit -v "${EVLOG_SWEEP_JOB_MEMORY_KB:-8000000}"
+    MADSIM_TEST_SEED=$job_first MADSIM_TEST_NUM=$job_count EVLOG_SIM_KEEP_GOING=1 \
+      exec "$binary" --exact no_acknowledged_event_is_lost_duplicated_or_reordered --nocapture
+  ) >"$dir/job-$job.log" 2>&1 &
 done
 wait || true
 

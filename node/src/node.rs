@@ -81,6 +81,13 @@ impl Node {
     ) -> Result<Node, NodeError> {
         config.validate()?;
         claim_data_dir(engine.as_ref(), &config)?;
+        // What the previous process wrote may still be only in the page cache: a process
+        // crash keeps it, a power failure would not. Make it durable before any of it is
+        // trusted (a vote read back, then granted again, must survive a power failure).
+        // A failed fsync is a crash here too (see `rt::crash`).
+        if let Err(e) = engine.sync() {
+            crate::rt::crash(&format!("fsync failed at start-up: {e}"));
+        }
         let addr: SocketAddr = config.listen.parse().map_err(|e| NodeError::Listen {
             addr: config.listen.clone(),
             message: format!("{e}"),
@@ -236,7 +243,6 @@ fn claim_data_dir(engine: &dyn StorageEngine, config: &Config) -> Result<(), Nod
                 config.node_id.to_be_bytes().to_vec(),
             );
             engine.write(batch)?;
-            engine.sync()?;
         }
     }
     Ok(())

@@ -44,3 +44,33 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine<PartitionState>, tempfile::
 fn rocksdb_log_store_and_state_machine_pass_the_openraft_storage_suite() {
     Suite::test_all(RocksBuilder).expect("openraft storage suite");
 }
+
+/// Goal: a node never resumes leadership from disk. Its own committed (leader) vote comes
+/// back uncommitted, so it starts as a follower and must win a new election: after a
+/// power failure its log may lack entries it had replicated under that leader id. Any
+/// other vote comes back as stored.
+#[test]
+fn a_stored_leader_vote_of_this_node_is_read_back_uncommitted() {
+    use openraft::storage::RaftLogStorage;
+    use openraft::Vote;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let (_dir, mut log, _sm) = RocksBuilder.build().await.expect("store");
+            log.save_vote(&Vote::new_committed(3, 1))
+                .await
+                .expect("save");
+            assert_eq!(log.read_vote().await.expect("read"), Some(Vote::new(3, 1)));
+            log.save_vote(&Vote::new_committed(4, 2))
+                .await
+                .expect("save");
+            let vote = log.read_vote().await.expect("read");
+            assert_eq!(
+                vote,
+                Some(Vote::new_committed(4, 2)),
+                "another leader's vote"
+            );
+        });
+}

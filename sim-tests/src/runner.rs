@@ -21,6 +21,9 @@ use madsim::Config;
 
 use crate::scenario::SeedReport;
 
+/// The most simulated time one seed may take.
+const SIMULATED_TIME_MAX: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Set in a child run of a determinism check: where it writes its fingerprint.
 const FINGERPRINT_ENV: &str = "EVLOG_SIM_FINGERPRINT_FILE";
 
@@ -221,7 +224,11 @@ where
     T: Fingerprint + Send + 'static,
 {
     let run = std::thread::spawn(move || {
-        Runtime::with_seed_and_config(seed, Config::default()).block_on(async move {
+        let mut runtime = Runtime::with_seed_and_config(seed, Config::default());
+        // A seed normally ends within two simulated minutes; one that runs away fails
+        // with its replay command instead of running (and allocating) forever.
+        runtime.set_time_limit(SIMULATED_TIME_MAX);
+        runtime.block_on(async move {
             let mut outcome = scenario().await;
             let end = madsim::time::TimeHandle::current().elapsed();
             let next_draw: u64 = madsim::rand::random();

@@ -208,12 +208,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 
+    /// The stored vote, except that a node never resumes leadership from disk. openraft
+    /// 0.9 restores a node whose stored vote is its own committed (leader) vote as leader
+    /// at once, without an election. After a power failure that is unsafe: a leader
+    /// replicates entries before its own fsync, so its followers may hold, and have
+    /// committed, entries its disk lost; resuming the same leader id, it would write other
+    /// entries under the same log ids, and followers that match log ids keep theirs. So
+    /// the vote comes back uncommitted: the node starts as a follower and must win a new
+    /// election, in a new term, which a node missing committed entries cannot win.
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, RaftStorageError> {
         let vote: Option<Vote<NodeId>> = self.read_state(RaftStateKind::Vote)?;
-        if let Some(vote) = &vote {
-            self.observe_vote(vote, true);
+        let Some(vote) = vote else {
+            return Ok(None);
+        };
+        self.observe_vote(&vote, true);
+        let own = vote.leader_id().voted_for() == Some(self.node_id);
+        if vote.is_committed() && own {
+            return Ok(Some(Vote::new(vote.leader_id().get_term(), self.node_id)));
         }
-        Ok(vote)
+        Ok(Some(vote))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
