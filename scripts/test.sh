@@ -59,7 +59,12 @@ step "test" cargo test --release --workspace
 # Seeds: EVLOG_SIM_SEEDS per simulation test (default 200: the durability sweep and the
 # smoke test; the planted-bug tests pick their own), EVLOG_DETERMINISM_SEEDS for the
 # determinism check (default 3; each seed runs twice, in two fresh processes).
-step "simulation" env MADSIM_TEST_NUM="${EVLOG_SIM_SEEDS:-200}" scripts/sim.sh
+# The durability sweep runs uncaptured so that CI's log shows every seed and the summary
+# (seeds, faults injected by kind, operations and events checked).
+step "simulation" env MADSIM_TEST_NUM="${EVLOG_SIM_SEEDS:-200}" \
+  scripts/sim.sh --test durability -- --nocapture
+step "simulation (other)" env MADSIM_TEST_NUM="${EVLOG_SIM_SEEDS:-200}" \
+  scripts/sim.sh --lib --test smoke --test planted_bugs --test regressions
 step "determinism" env MADSIM_TEST_CHECK_DETERMINISM=1 MADSIM_TEST_NUM="${EVLOG_DETERMINISM_SEEDS:-3}" \
   scripts/sim.sh --test smoke --test durability
 

@@ -137,6 +137,7 @@ pub struct SweepSummary {
     pub acked: u64,
     pub unknown: u64,
     pub failed: u64,
+    pub unknown_duplicates: u64,
     pub events_checked: u64,
     pub consumed: u64,
     pub failed_seeds: Vec<(u64, Vec<&'static str>)>,
@@ -153,6 +154,7 @@ impl SweepSummary {
         self.acked += report.acked as u64;
         self.unknown += report.unknown as u64;
         self.failed += report.failed as u64;
+        self.unknown_duplicates += report.unknown_duplicates as u64;
         self.events_checked += report.events_checked as u64;
         self.consumed += report.consumed as u64;
         if !report.passed() {
@@ -176,6 +178,7 @@ impl SweepSummary {
             ("acked", self.acked),
             ("unknown_outcome", self.unknown),
             ("refused", self.failed),
+            ("duplicates_of_unknown", self.unknown_duplicates),
             ("events_checked", self.events_checked),
             ("events_consumed", self.consumed),
             ("failed_seeds", self.failed_seeds.len() as u64),
@@ -223,6 +226,7 @@ where
     F: Future<Output = T> + 'static,
     T: Fingerprint + Send + 'static,
 {
+    quiet_expected_crashes();
     let run = std::thread::spawn(move || {
         let mut runtime = Runtime::with_seed_and_config(seed, Config::default());
         // A seed normally ends within two simulated minutes; one that runs away fails
@@ -240,8 +244,39 @@ where
     });
     match run.join() {
         Ok(outcome) => outcome,
-        Err(panic) => std::panic::resume_unwind(panic),
+        Err(panic) => {
+            // The panic hook stays quiet about node crashes (see `quiet_expected_crashes`):
+            // one that fails the run is named here.
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied());
+            eprintln!(
+                "seed {seed} panicked: {}",
+                message.unwrap_or("(no message)")
+            );
+            std::panic::resume_unwind(panic)
+        }
     }
+}
+
+/// A node that crashes on purpose (a failed fsync: `rt::crash`) panics in the simulation,
+/// and the harness restarts it like a supervisor would: such a panic is a fault the
+/// nemesis injected, counted in the report, not news. Keep the panic hook from printing a
+/// message and backtrace for each (thousands in a sweep); every other panic prints as usual.
+fn quiet_expected_crashes() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let expected = info
+                .payload_as_str()
+                .is_some_and(|message| message.starts_with(evlog_node::rt::CRASH_MESSAGE));
+            if !expected {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// What a scenario returns: it takes the run's end state into its fingerprint.

@@ -82,6 +82,8 @@ pub struct SeedReport {
     pub acked: usize,
     pub unknown: usize,
     pub failed: usize,
+    /// Extra copies in the final logs of events whose outcome was unknown.
+    pub unknown_duplicates: usize,
     pub events_checked: usize,
     pub consumed: usize,
     pub verdicts: Vec<Verdict>,
@@ -105,7 +107,7 @@ impl SeedReport {
 
     pub fn summary(&self) -> String {
         format!(
-            "seed {} ({} nodes): faults {:?}; publishes {} (acked {}, unknown {}, failed {}); events checked {}, consumed {}\n{}",
+            "seed {} ({} nodes): faults {:?}; publishes {} (acked {}, unknown {}, failed {}); duplicates of unknown {}; events checked {}, consumed {}\n{}",
             self.seed,
             self.cluster_size,
             self.faults,
@@ -113,6 +115,7 @@ impl SeedReport {
             self.acked,
             self.unknown,
             self.failed,
+            self.unknown_duplicates,
             self.events_checked,
             self.consumed,
             checkers::report(&self.verdicts)
@@ -202,6 +205,7 @@ pub async fn run(config: ScenarioConfig) -> SeedReport {
         acked: count(|o| matches!(o, Outcome::Acked { .. })),
         unknown: count(|o| matches!(o, Outcome::Unknown(_))),
         failed: count(|o| matches!(o, Outcome::Failed(_))),
+        unknown_duplicates: verdicts.iter().map(|v| v.tolerated).sum(),
         events_checked: history.final_event_count(),
         consumed: history.consumed.iter().map(|c| c.events.len()).sum(),
         verdicts,

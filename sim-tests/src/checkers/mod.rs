@@ -30,6 +30,9 @@ pub struct Verdict {
     pub violations: Vec<String>,
     /// Facts worth reporting that are not violations (e.g. duplicates of unknown outcome).
     pub notes: Vec<String>,
+    /// Anomalies the contract allows and that are counted rather than excused silently:
+    /// extra copies of events whose publish outcome was unknown.
+    pub tolerated: usize,
 }
 
 impl Verdict {
@@ -39,6 +42,7 @@ impl Verdict {
             checked: 0,
             violations: Vec::new(),
             notes: Vec::new(),
+            tolerated: 0,
         }
     }
 

@@ -47,6 +47,7 @@ pub fn check(history: &History) -> Verdict {
                 .push(format!("{}: acked, found {n} times", show(payload))),
         }
     }
+    verdict.tolerated = unknown_duplicates;
     if unknown_duplicates > 0 {
         verdict.notes.insert(
             0,
@@ -92,6 +93,7 @@ mod tests {
         let verdict = check(&history(Outcome::Unknown("deadline".into()), &["a", "a"]));
         assert!(verdict.passed());
         assert!(verdict.notes[0].starts_with("1 duplicates"));
+        assert_eq!(verdict.tolerated, 1);
     }
 
     #[test]
