@@ -87,6 +87,16 @@ impl SimCluster {
     /// Starts `n` nodes; they elect leaders on their own. With `restart_on_panic`, a node
     /// that panics restarts instead of failing the run.
     pub async fn start(n: u64, restart_on_panic: bool) -> SimCluster {
+        Self::start_with(n, restart_on_panic, None).await
+    }
+
+    /// `start`, with node `late_start.0` starting `late_start.1` after the ones before it
+    /// (a slow machine: the others may elect leaders and create topics without it).
+    pub async fn start_with(
+        n: u64,
+        restart_on_panic: bool,
+        late_start: Option<(u64, Duration)>,
+    ) -> SimCluster {
         let handle = Handle::current();
         static RUNS: AtomicU64 = AtomicU64::new(0);
         // Memory-backed when the machine has it: nothing is fsynced in simulation anyway.
@@ -128,6 +138,9 @@ impl SimCluster {
                 block_cache_bytes: 4 << 20,
                 write_buffer_bytes: 4 << 20,
             };
+            if let Some((_, delay)) = late_start.filter(|(late, _)| *late == id) {
+                madsim::time::sleep(delay).await;
+            }
             let engine = RocksEngine::open(&config.data_dir.join("db"), tuning)
                 .await
                 .expect("open the simulated node's RocksDB");

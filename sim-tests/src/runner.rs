@@ -1,7 +1,7 @@
 //! Runs a simulation scenario on one or more seeds, with madsim's environment variables:
-//! `MADSIM_TEST_SEED` (first seed, default 1), `MADSIM_TEST_NUM` (how many seeds, default
-//! 1) and `MADSIM_TEST_CHECK_DETERMINISM` (run each seed twice and compare). A failing seed
-//! is printed with the one command that replays it.
+//! `MADSIM_TEST_SEED` (the first seed, 1 by default), `MADSIM_TEST_NUM` (how many seeds,
+//! one by default) and `MADSIM_TEST_CHECK_DETERMINISM` (run each seed twice and compare).
+//! A failing seed is printed with the one command that replays it.
 //!
 //! Why not `#[madsim::test]`'s own determinism check: it runs a seed twice in one process,
 //! but tokio's and futures' `select!` seed their branch-order randomness from process-wide
@@ -34,6 +34,17 @@ fn env_u64(name: &str, default: u64) -> u64 {
             .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
         Err(_) => default,
     }
+}
+
+/// Sends the simulation's logs to the test output, filtered by `RUST_LOG` (or
+/// `default_filter` when unset). Timestamps are simulated time.
+pub fn init_tracing(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| default_filter.into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
 
 /// Runs `scenario` on every configured seed; panics (after printing the replay command)

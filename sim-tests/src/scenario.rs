@@ -45,18 +45,21 @@ pub struct ScenarioConfig {
     /// A node that panics restarts instead of failing the run (for planted bugs, whose
     /// broken invariants may trip the node's own assertions before the checkers run).
     pub restart_on_panic: bool,
+    /// This node starts this much later than the ones before it (`SimCluster::start_with`).
+    pub late_start: Option<(u64, Duration)>,
 }
 
 impl ScenarioConfig {
     /// The CI mix: 3 or 5 nodes (by seed parity), swarm faults, no planted bug.
     pub fn for_seed(seed: u64) -> ScenarioConfig {
         ScenarioConfig {
-            cluster_size: if seed % 2 == 0 { 5 } else { 3 },
+            cluster_size: if seed.is_multiple_of(2) { 5 } else { 3 },
             faults: None,
             planted: None,
             safety_phase: Duration::from_secs(20),
             fsync_latency_us: (100, 20_000),
             restart_on_panic: false,
+            late_start: None,
         }
     }
 
@@ -158,7 +161,14 @@ pub async fn run(config: ScenarioConfig) -> SeedReport {
     let plan = WorkloadPlan::draw(&mut rng, config.cluster_size);
     let mut trace = vec![format!("mix {mix:?}"), format!("plan {plan:?}")];
 
-    let cluster = Arc::new(SimCluster::start(config.cluster_size, config.restart_on_panic).await);
+    let cluster = Arc::new(
+        SimCluster::start_with(
+            config.cluster_size,
+            config.restart_on_panic,
+            config.late_start,
+        )
+        .await,
+    );
     let workload = Workload::start(&cluster, plan).await;
     trace.push(format!(
         "{:?} topics created",

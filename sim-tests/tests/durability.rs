@@ -15,17 +15,8 @@
 
 use evlog_sim_tests::scenario::{self, ScenarioConfig, SeedReport};
 
-fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "off".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
-}
-
 async fn swarm() -> SeedReport {
-    init_tracing();
+    evlog_sim_tests::runner::init_tracing("off");
     let seed = madsim::runtime::Handle::current().seed();
     scenario::run(ScenarioConfig::for_seed(seed)).await
 }

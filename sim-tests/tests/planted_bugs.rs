@@ -13,15 +13,6 @@ use evlog_sim_tests::nemesis::Fault;
 use evlog_sim_tests::runner::run_seed;
 use evlog_sim_tests::scenario::{self, ScenarioConfig};
 
-fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "off".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
-}
-
 /// A planted bug not caught within this many seeds fails the test.
 const SEEDS_MAX: u64 = 20;
 
@@ -40,7 +31,7 @@ fn catch_with(config: ScenarioConfig) -> (u64, Vec<&'static str>) {
     for seed in first..first + SEEDS_MAX {
         let config = config.clone();
         let report = run_seed(seed, move || {
-            init_tracing();
+            evlog_sim_tests::runner::init_tracing("off");
             scenario::run(config)
         });
         if !report.passed() {

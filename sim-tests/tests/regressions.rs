@@ -11,6 +11,7 @@ use evlog_sim_tests::runner::run_seed;
 use evlog_sim_tests::scenario::{self, ScenarioConfig};
 
 fn passes(seed: u64, config: ScenarioConfig) {
+    evlog_sim_tests::runner::init_tracing("off");
     let report = run_seed(seed, move || scenario::run(config));
     assert!(
         report.passed(),
@@ -55,4 +56,20 @@ fn a_failed_fsync_crashes_the_node_which_comes_back() {
 #[test]
 fn a_restarted_leader_does_not_resume_its_term_with_a_shorter_log() {
     passes(6515, ScenarioConfig::for_seed(6515));
+}
+
+/// OPEN, not yet fixed (found by the second 10,000-seed sweep, replayable only since the
+/// simulation became reproducible, with node 4 starting 100 ms late as it did in that
+/// run): a consumer of orders/1 never catches up after the heal. Node 5's metadata group
+/// stopped on a corrupt record (bit flips on node 5) and clients producing to orders/1
+/// get UNKNOWN_TOPIC for the rest of the run. Safety checkers pass. Run it with
+/// `scripts/sim.sh --test regressions -- --ignored`.
+#[test]
+#[ignore = "open liveness bug: a node whose metadata group stopped; see docs/durability.md"]
+fn a_node_whose_metadata_group_stopped_does_not_stall_a_partition() {
+    let config = ScenarioConfig {
+        late_start: Some((4, std::time::Duration::from_millis(100))),
+        ..ScenarioConfig::for_seed(3342)
+    };
+    passes(3342, config);
 }

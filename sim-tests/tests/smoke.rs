@@ -17,15 +17,6 @@ use evlog_sim_tests::cluster::SimCluster;
 
 const TOPIC: &str = "smoke";
 
-fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
-}
-
 async fn create_topic(client: &Client) {
     for _ in 0..100 {
         match client.admin().create_topic(TOPIC, 1, 3).await {
@@ -81,7 +72,7 @@ fn acknowledged_events_survive_a_leader_crash() {
 }
 
 async fn scenario() -> String {
-    init_tracing();
+    evlog_sim_tests::runner::init_tracing("warn");
     let cluster = std::sync::Arc::new(SimCluster::start(3, false).await);
     let client_node = cluster.client_node("client", 1);
     let addrs = cluster.addrs.clone();
