@@ -132,7 +132,15 @@ impl Admin for AdminService {
         &self,
         _request: Request<pb::ListTopicsRequest>,
     ) -> Result<Response<pb::ListTopicsResponse>, Status> {
-        let view = self.ctx.metadata.view();
+        let view = match self.ctx.metadata_view() {
+            Ok(view) => view,
+            Err(e) => {
+                return Ok(Response::new(pb::ListTopicsResponse {
+                    error: Some(e),
+                    topics: Vec::new(),
+                }))
+            }
+        };
         Ok(Response::new(pb::ListTopicsResponse {
             error: None,
             topics: view
@@ -148,7 +156,15 @@ impl Admin for AdminService {
         request: Request<pb::DescribeTopicRequest>,
     ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
         let name = request.into_inner().name;
-        let view = self.ctx.metadata.view();
+        let view = match self.ctx.metadata_view() {
+            Ok(view) => view,
+            Err(e) => {
+                return Ok(Response::new(pb::DescribeTopicResponse {
+                    error: Some(e),
+                    topic: None,
+                }))
+            }
+        };
         Ok(Response::new(match view.topics.get(&name) {
             Some(info) => pb::DescribeTopicResponse {
                 error: None,
@@ -168,7 +184,16 @@ impl Admin for AdminService {
         &self,
         _request: Request<pb::DescribeClusterRequest>,
     ) -> Result<Response<pb::DescribeClusterResponse>, Status> {
-        let view = self.ctx.metadata.view();
+        let view = match self.ctx.metadata_view() {
+            Ok(view) => view,
+            Err(e) => {
+                return Ok(Response::new(pb::DescribeClusterResponse {
+                    error: Some(e),
+                    answered_by: self.ctx.node_id,
+                    ..Default::default()
+                }))
+            }
+        };
         Ok(Response::new(pb::DescribeClusterResponse {
             error: None,
             nodes: view

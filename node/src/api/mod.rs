@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::metadata::state::MetadataView;
 use crate::metadata::MetadataGroup;
 use crate::partition::state::Watermark;
 use crate::partition::{Leadership, Registry, Replica};
@@ -51,6 +52,23 @@ pub struct Target {
 }
 
 impl ApiContext {
+    /// This node's applied metadata, or UNAVAILABLE when its metadata replica has stopped:
+    /// a frozen view would answer "unknown topic" for topics created since, and hand out
+    /// stale placements, for good. The client asks another node instead. (The partitions
+    /// this node leads are still served: their own Raft groups run.)
+    pub fn metadata_view(&self) -> Result<Arc<MetadataView>, pb::Error> {
+        if self.metadata.is_running() {
+            return Ok(self.metadata.view());
+        }
+        Err(errors::error(
+            pb::ErrorCode::Unavailable,
+            format!(
+                "node {}'s metadata replica has stopped; ask another node",
+                self.node_id
+            ),
+        ))
+    }
+
     /// Resolves (topic, index) and checks that this node leads it. Every refusal is an
     /// answer the client can act on: unknown topic/partition, or NOT_LEADER with a hint.
     pub fn leader_target(&self, topic: &str, index: u32) -> Result<Target, pb::Error> {
@@ -62,6 +80,8 @@ impl ApiContext {
         }
         let view = self.metadata.view();
         let Some(info) = view.topics.get(topic) else {
+            // A frozen view lacks what was created since: not knowing is not "no such topic".
+            self.metadata_view()?;
             return Err(errors::error(
                 pb::ErrorCode::UnknownTopic,
                 format!("topic {topic:?} does not exist"),

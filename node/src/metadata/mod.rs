@@ -57,6 +57,13 @@ impl MetadataGroup {
         Ok(Self { raft, view })
     }
 
+    /// Whether this node's metadata replica still runs. One that stopped (a storage error,
+    /// e.g. a corrupt record) keeps the view it had: frozen, it may lack topics and
+    /// placements that exist.
+    pub fn is_running(&self) -> bool {
+        self.raft.metrics().borrow().running_state.is_ok()
+    }
+
     /// The applied metadata as this node sees it.
     pub fn view(&self) -> Arc<MetadataView> {
         self.view.borrow().clone()
