@@ -31,7 +31,8 @@ started=$SECONDS
 per_job=$(((count + jobs - 1) / jobs))
 # Each process runs at most $chunk seeds: a finished seed leaves ~4 MB resident (~11 MB
 # of address space) behind in its process (a dropped madsim runtime does not free every
-# task of its run, see madsim-rs/madsim#242), so one process per job would grow by gigabytes over thousands of seeds and hit the cap below.
+# task of its run, see madsim-rs/madsim#242), so one process per job would grow by
+# gigabytes over thousands of seeds and hit the cap below.
 chunk=${EVLOG_SWEEP_CHUNK:-200}
 for ((job = 0; job < jobs; job++)); do
   job_first=$((first + job * per_job))

@@ -11,7 +11,8 @@
 #   4. test         unit and integration tests (sim-tests compiles to nothing here)
 #   5. simulation   the madsim tests (scripts/sim.sh): RUSTFLAGS="--cfg madsim", own target
 #                   dir, reusing the RocksDB library step 3 compiled: 200 seeds of the
-#                   durability sweep under faults, the smoke test, every planted bug caught
+#                   durability sweep under faults, its summary printed; then (other) the
+#                   smoke test, every planted bug caught, the regression seeds
 #   6. determinism  a sample of seeds run twice each, every random draw compared
 set -euo pipefail
 cd "$(dirname "$0")/.."

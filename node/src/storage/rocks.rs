@@ -107,11 +107,8 @@ impl RocksEngine {
     }
 }
 
-/// Errors that go away by themselves: the lock of a previous instance of this node that
-/// is still closing, and RocksDB's process-wide timer refusing a new periodic task while
-/// it runs another (its clock is the simulator's on the opening thread and the real one on
-/// the timer thread, so in simulation the two disagree; harmless to retry in production).
-/// Another process (or a simulated node's previous incarnation) still holds the DB lock.
+/// Another process (or a simulated node's previous incarnation) still holds the DB lock:
+/// it goes away once that one has closed.
 fn is_locked(message: &str) -> bool {
     message.contains("/LOCK")
 }
@@ -119,7 +116,7 @@ fn is_locked(message: &str) -> bool {
 /// RocksDB's process-wide timer thread refused the new DB's periodic tasks: it does while
 /// it is running a task that is due later than the new one. In the simulation that is
 /// any task (the DB reads simulated time, the timer thread real time), so it happens now
-/// and then when a node opens its DB.
+/// and then when a node opens its DB; harmless to retry in production too.
 fn is_timer_busy(message: &str) -> bool {
     message.contains("Failed to register periodic task")
 }
