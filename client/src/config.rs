@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use crate::error::ClientError;
 
+/// Requests the node remembers per producer and partition: a retry of any of them is
+/// answered with its original offsets (the proto's `ProduceRequest` documents it).
+pub const IDEMPOTENCE_WINDOW: usize = 5;
+
 /// Default address of a local development node.
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:7101";
 
@@ -128,7 +132,9 @@ impl ClientConfig {
 ///
 /// A partition's batch is sent when it holds `batch_bytes_max` bytes or
 /// `batch_events_max` events, or `linger_ms` after its first event, whichever comes
-/// first; while one batch is in flight the next one fills up.
+/// first; while `max_in_flight_per_partition` batches are in flight the next one fills up.
+/// Sizes count accounted bytes: key + value + headers plus 32 bytes per event (and 8 per
+/// header), as the node counts them (`evlog_proto::limits`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerConfig {
     /// How long a batch waits for more events after its first one (0 = send at once).
@@ -139,6 +145,9 @@ pub struct ProducerConfig {
     pub batch_bytes_max: usize,
     /// Upper bound on the events of one produce request.
     pub batch_events_max: usize,
+    /// Produce requests in flight per partition, 1 to 5: the node remembers each
+    /// producer's last 5 requests, so a retry of any of them cannot append twice.
+    pub max_in_flight_per_partition: usize,
     /// Back-pressure: `send` waits while this many event bytes are buffered or in flight.
     pub max_buffered_bytes: usize,
 }
@@ -149,6 +158,7 @@ impl Default for ProducerConfig {
             linger_ms: 0,
             batch_bytes_max: 1024 * 1024,
             batch_events_max: 10_000,
+            max_in_flight_per_partition: 1,
             max_buffered_bytes: 64 * 1024 * 1024,
         }
     }
@@ -173,6 +183,12 @@ impl ProducerConfig {
         self
     }
 
+    /// Sets [`ProducerConfig::max_in_flight_per_partition`].
+    pub fn with_max_in_flight_per_partition(mut self, requests: usize) -> Self {
+        self.max_in_flight_per_partition = requests;
+        self
+    }
+
     /// Sets [`ProducerConfig::max_buffered_bytes`].
     pub fn with_max_buffered_bytes(mut self, bytes: usize) -> Self {
         self.max_buffered_bytes = bytes;
@@ -188,6 +204,13 @@ impl ProducerConfig {
         };
         if self.batch_bytes_max == 0 || self.batch_events_max == 0 {
             return bad("batch_bytes_max and batch_events_max must be positive");
+        }
+        if !(1..=IDEMPOTENCE_WINDOW).contains(&self.max_in_flight_per_partition) {
+            return bad(&format!(
+                "max_in_flight_per_partition is {}; it must be 1 to {IDEMPOTENCE_WINDOW} (the \
+                 node remembers that many requests per producer for retries)",
+                self.max_in_flight_per_partition
+            ));
         }
         if self.max_buffered_bytes == 0 || self.max_buffered_bytes > u32::MAX as usize {
             return bad("max_buffered_bytes must be between 1 and 4 GiB");
@@ -219,5 +242,11 @@ mod tests {
             .with_max_buffered_bytes(0)
             .validate()
             .is_err());
+        for bad in [0, IDEMPOTENCE_WINDOW + 1] {
+            assert!(ProducerConfig::default()
+                .with_max_in_flight_per_partition(bad)
+                .validate()
+                .is_err());
+        }
     }
 }

@@ -20,6 +20,8 @@ pub enum ClientError {
         code: ErrorCode,
         /// The node's explanation.
         message: String,
+        /// For retryable codes: how long the node asked the client to wait first.
+        retry_after_ms: Option<u32>,
     },
     /// The node does not lead the partition (or the metadata group); it may say who does.
     #[error("NOT_LEADER: {message} (leader hint: id {leader_id:?} at {leader_addr:?})")]
@@ -78,6 +80,8 @@ pub(crate) fn code_is_retryable(code: ErrorCode) -> bool {
             | ErrorCode::Unavailable
             | ErrorCode::Timeout
             | ErrorCode::ShuttingDown
+            | ErrorCode::ResourceExhausted
+            | ErrorCode::SlowConsumer
     )
 }
 
@@ -104,6 +108,7 @@ impl ClientError {
             return Some(ClientError::Server {
                 code: ErrorCode::Internal,
                 message: format!("unknown error code {}: {}", error.code, error.message),
+                retry_after_ms: None,
             });
         };
         match code {
@@ -116,6 +121,7 @@ impl ClientError {
             code => Some(ClientError::Server {
                 code,
                 message: error.message,
+                retry_after_ms: error.retry_after_ms,
             }),
         }
     }
@@ -192,6 +198,19 @@ impl ClientError {
         ClientError::Server {
             code,
             message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// How long the node asked to wait before a retry (zero when it did not say).
+    pub(crate) fn retry_after(&self) -> std::time::Duration {
+        match self {
+            ClientError::Server {
+                retry_after_ms: Some(ms),
+                ..
+            } => std::time::Duration::from_millis(u64::from(*ms)),
+            ClientError::DeadlineExceeded { last_error, .. } => last_error.retry_after(),
+            _ => std::time::Duration::ZERO,
         }
     }
 }
@@ -204,8 +223,7 @@ mod tests {
         pb::Error {
             code: code as i32,
             message: "m".into(),
-            leader_id: None,
-            leader_addr: None,
+            ..Default::default()
         }
     }
 
@@ -217,6 +235,8 @@ mod tests {
             ErrorCode::Unavailable,
             ErrorCode::Timeout,
             ErrorCode::ShuttingDown,
+            ErrorCode::ResourceExhausted,
+            ErrorCode::SlowConsumer,
         ];
         let fatal = [
             ErrorCode::UnknownTopic,
@@ -227,6 +247,7 @@ mod tests {
             ErrorCode::OffsetOutOfRange,
             ErrorCode::OutOfOrderSequence,
             ErrorCode::Internal,
+            ErrorCode::DuplicateSequence,
         ];
         for code in retryable {
             let e = ClientError::from_wire(Some(wire(code))).unwrap();
@@ -238,6 +259,20 @@ mod tests {
             assert!(!e.is_retryable(), "{code:?}");
             assert_eq!(e.code(), Some(code));
         }
+    }
+
+    #[test]
+    fn a_retry_hint_is_kept_and_read_through_a_deadline() {
+        let mut e = wire(ErrorCode::ResourceExhausted);
+        e.retry_after_ms = Some(250);
+        let e = ClientError::from_wire(Some(e)).unwrap();
+        assert_eq!(e.retry_after(), std::time::Duration::from_millis(250));
+        let gave_up = ClientError::DeadlineExceeded {
+            elapsed_ms: 1,
+            attempts: 1,
+            last_error: Box::new(e),
+        };
+        assert_eq!(gave_up.retry_after(), std::time::Duration::from_millis(250));
     }
 
     #[test]

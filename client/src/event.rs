@@ -59,8 +59,23 @@ impl Event {
     /// The event's size as the node counts it against the topic's event size limit:
     /// key + value + every header's name and value.
     pub fn size_bytes(&self) -> usize {
-        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
-        self.key.as_ref().map_or(0, Bytes::len) + self.value.len() + headers
+        evlog_proto::limits::payload_bytes(
+            self.key.as_deref(),
+            &self.value,
+            self.headers.iter().map(|(k, v)| (k.as_str(), &v[..])),
+        )
+    }
+
+    /// What the event counts for in the producer's and the node's byte limits (batches,
+    /// requests, buffers): [`Event::size_bytes`] plus 32 bytes, and 8 per header.
+    ///
+    /// ```
+    /// use evlog_client::Event;
+    ///
+    /// assert_eq!(Event::new("").accounted_bytes(), 32);
+    /// ```
+    pub fn accounted_bytes(&self) -> usize {
+        evlog_proto::limits::accounted_bytes(self.size_bytes(), self.headers.len())
     }
 
     pub(crate) fn into_wire(self) -> pb::Event {

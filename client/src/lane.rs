@@ -1,30 +1,39 @@
-//! One partition's sending lane: the queue, the batching and the single in-flight
-//! produce request of one (topic, partition) of a producer.
+//! One partition's sending lane: the queue, the batching and the produce requests in
+//! flight of one (topic, partition) of a producer.
 //!
-//! A lane owns the partition's producer id and sequence counter and keeps **at most one
-//! produce request in flight**, because the node requires each (producer, partition)'s
-//! sequences in order. While that request is in flight (and retried with the very same
-//! producer id, sequence and events, so a retry can never append twice), new events queue
-//! up and become the next batch, sent when full, when `linger_ms` has passed since its
-//! oldest event, or on flush/close. When the answer comes, each event of the batch learns
-//! its offset (`base_offset + i`) and releases its buffer permits.
+//! A lane owns the partition's producer id and sequence counter. It keeps up to
+//! `max_in_flight_per_partition` produce requests in flight (at most the node's
+//! idempotence window of 5), each retried with the very same producer id, sequence and
+//! events until answered, so a retry can never append twice: the node remembers the last
+//! five requests of every producer and answers a retry of any of them with its original
+//! offsets. While requests are in flight, new events queue up and become the next batch,
+//! sent when full, when `linger_ms` has passed since its oldest event, or on flush/close.
+//! When a request is answered, each event of its batch learns its offset
+//! (`base_offset + i`) and releases its buffer permits.
 //!
-//! After a failed batch the lane cannot know whether the node consumed its sequence
-//! numbers, so it switches to a fresh random producer id starting at sequence 0.
+//! The node accepts a producer's requests only in sequence order. A request that arrives
+//! before an earlier one still in flight (whose attempt was lost and is being retried) is
+//! refused as out of order; it is retried until the earlier one lands.
+//!
+//! When a request fails for good, the lane cannot know whether the node consumed its
+//! sequence numbers: the later requests in flight fail with it (they could only land
+//! after it), and once nothing is in flight the lane switches to a fresh random producer
+//! id starting at sequence 0. Events keep their order: no new batch starts before then.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use evlog_proto::evlog::v1 as pb;
 use evlog_proto::evlog::v1::event_log_client::EventLogClient;
+use futures::stream::{AbortHandle, Abortable, FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::config::ProducerConfig;
-use crate::error::ClientError;
+use crate::error::{ClientError, ErrorCode};
 use crate::event::Ack;
 use crate::metadata::Route;
 use crate::retry;
@@ -39,6 +48,7 @@ pub(crate) enum Command {
 /// A queued event and the caller waiting for its acknowledgement.
 pub(crate) struct Pending {
     pub event: pb::Event,
+    /// Accounted bytes (`evlog_proto::limits`): what the node's request limits count.
     pub size_bytes: usize,
     pub queued_at: Instant,
     pub waiter: Waiter,
@@ -60,10 +70,17 @@ pub(crate) fn new_producer_id() -> u64 {
     }
 }
 
-/// A batch on its way: its waiters and the node's answer (base offset).
-type InFlight = Pin<Box<dyn Future<Output = (Vec<Waiter>, Result<u64, ClientError>)> + Send>>;
+/// A request on its way: its first sequence and the node's answer (base offset), or
+/// `None` when the lane aborted it.
+type InFlight = Pin<Box<dyn Future<Output = (u64, Option<Result<u64, ClientError>>)> + Send>>;
 
-/// One partition's sender: queue, batching, the single in-flight request, sequences.
+/// A request in flight, as the lane tracks it.
+struct Sent {
+    waiters: Vec<Waiter>,
+    abort: AbortHandle,
+}
+
+/// One partition's sender: queue, batching, the requests in flight, sequences.
 pub(crate) struct Lane {
     client: Client,
     topic: String,
@@ -73,6 +90,10 @@ pub(crate) struct Lane {
     next_sequence: u64,
     queue: VecDeque<Pending>,
     queue_bytes: usize,
+    /// Requests in flight under `producer_id`, by first sequence.
+    sent: BTreeMap<u64, Sent>,
+    /// A request failed for good: switch producer ids once nothing is in flight.
+    must_rotate: bool,
     /// Events taken from the channel, and events acknowledged or failed.
     received: u64,
     completed: u64,
@@ -97,6 +118,8 @@ impl Lane {
             next_sequence: 0,
             queue: VecDeque::new(),
             queue_bytes: 0,
+            sent: BTreeMap::new(),
+            must_rotate: false,
             received: 0,
             completed: 0,
             flushes: Vec::new(),
@@ -105,16 +128,19 @@ impl Lane {
 
     /// Runs until the producer is gone and everything queued is answered.
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
-        let mut in_flight: Option<InFlight> = None;
+        let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
         let mut open = true;
         loop {
-            if in_flight.is_none() && self.batch_ready(open) {
-                in_flight = Some(self.start_batch());
+            if self.must_rotate && self.sent.is_empty() {
+                self.rotate_producer_id();
             }
-            if !open && in_flight.is_none() && self.queue.is_empty() {
+            while self.can_send() && self.batch_ready(open) {
+                in_flight.push(self.start_batch());
+            }
+            if !open && self.sent.is_empty() && self.queue.is_empty() {
                 return;
             }
-            let linger_until = if in_flight.is_none() {
+            let linger_until = if self.can_send() {
                 self.linger_deadline()
             } else {
                 None
@@ -123,9 +149,10 @@ impl Lane {
                 // Fixed order (completions, then new events, then the linger timer) keeps
                 // simulated runs deterministic; tokio's random order is seeded per process.
                 biased;
-                (waiters, result) = wait_in_flight(&mut in_flight), if in_flight.is_some() => {
-                    in_flight = None;
-                    self.finish(waiters, result);
+                Some((first_sequence, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Some(result) = result {
+                        self.finish(first_sequence, result);
+                    }
                 }
                 command = rx.recv(), if open => match command {
                     Some(command) => self.accept_burst(command, &mut rx),
@@ -134,6 +161,11 @@ impl Lane {
                 () = sleep_until(linger_until), if linger_until.is_some() => {}
             }
         }
+    }
+
+    /// Whether a new request may start now.
+    fn can_send(&self) -> bool {
+        !self.must_rotate && self.sent.len() < self.config.max_in_flight_per_partition
     }
 
     /// Takes `first` and whatever else is already waiting, up to one batch's worth.
@@ -199,27 +231,36 @@ impl Lane {
             waiters.push(p.waiter);
         }
         self.queue_bytes -= bytes;
+        let first_sequence = self.next_sequence;
         let request = pb::ProduceRequest {
             topic: self.topic.clone(),
             partition: self.partition,
             producer_id: self.producer_id,
-            first_sequence: self.next_sequence,
+            first_sequence,
             events,
         };
         self.next_sequence += waiters.len() as u64;
+        let behind_another = !self.sent.is_empty();
+        let (abort, registration) = AbortHandle::new_pair();
+        self.sent.insert(first_sequence, Sent { waiters, abort });
         let client = self.client.clone();
-        Box::pin(async move {
-            let result = produce(&client, request).await;
-            (waiters, result)
-        })
+        let send = Abortable::new(
+            async move { produce(&client, request, behind_another).await },
+            registration,
+        );
+        Box::pin(async move { (first_sequence, send.await.ok()) })
     }
 
-    /// Answers the batch's senders and any flush it completes.
-    fn finish(&mut self, waiters: Vec<Waiter>, result: Result<u64, ClientError>) {
-        self.completed += waiters.len() as u64;
+    /// Answers the senders of the request that started at `first_sequence`, and any
+    /// flush it completes. A failure fails the later requests in flight too.
+    fn finish(&mut self, first_sequence: u64, result: Result<u64, ClientError>) {
+        let Some(sent) = self.sent.remove(&first_sequence) else {
+            return;
+        };
         match result {
             Ok(base_offset) => {
-                for (i, w) in waiters.into_iter().enumerate() {
+                self.completed += sent.waiters.len() as u64;
+                for (i, w) in sent.waiters.into_iter().enumerate() {
                     let ack = Ack {
                         partition: self.partition,
                         offset: base_offset + i as u64,
@@ -228,15 +269,33 @@ impl Lane {
                 }
             }
             Err(e) => {
-                tracing::warn!(topic = %self.topic, partition = self.partition, events = waiters.len(), error = %e, "produce failed");
-                for w in waiters {
-                    let _ = w.ack.send(Err(e.clone()));
+                tracing::warn!(topic = %self.topic, partition = self.partition, events = sent.waiters.len(), error = %e, "produce failed");
+                self.fail(sent.waiters, &e);
+                // The events of a DUPLICATE_SEQUENCE answer are in the log: later requests
+                // still follow them. Any other failure leaves the sequence in doubt.
+                if e.code() != Some(ErrorCode::DuplicateSequence) {
+                    let later: Vec<u64> =
+                        self.sent.range(first_sequence..).map(|(s, _)| *s).collect();
+                    for sequence in later {
+                        let sent = self.sent.remove(&sequence).expect("just listed");
+                        sent.abort.abort();
+                        self.fail(sent.waiters, &e);
+                    }
+                    self.must_rotate = true;
                 }
-                // The node may or may not have consumed these sequences: start afresh.
-                self.producer_id = new_producer_id();
-                self.next_sequence = 0;
             }
         }
+        self.answer_flushes();
+    }
+
+    fn fail(&mut self, waiters: Vec<Waiter>, error: &ClientError) {
+        self.completed += waiters.len() as u64;
+        for w in waiters {
+            let _ = w.ack.send(Err(error.clone()));
+        }
+    }
+
+    fn answer_flushes(&mut self) {
         let completed = self.completed;
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.flushes)
             .into_iter()
@@ -246,14 +305,13 @@ impl Lane {
             let _ = tx.send(());
         }
     }
-}
 
-async fn wait_in_flight(
-    in_flight: &mut Option<InFlight>,
-) -> (Vec<Waiter>, Result<u64, ClientError>) {
-    match in_flight {
-        Some(request) => request.await,
-        None => std::future::pending().await,
+    /// The node may or may not have consumed the failed requests' sequences: start afresh.
+    fn rotate_producer_id(&mut self) {
+        assert!(self.sent.is_empty(), "rotating with requests in flight");
+        self.producer_id = new_producer_id();
+        self.next_sequence = 0;
+        self.must_rotate = false;
     }
 }
 
@@ -266,7 +324,15 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Sends one produce request to the partition's leader, retrying the identical request
 /// until it is answered, fails fatally or the deadline passes. Returns the base offset.
-async fn produce(client: &Client, request: pb::ProduceRequest) -> Result<u64, ClientError> {
+///
+/// `behind_another`: an earlier request of this producer was in flight when this one
+/// started. Then an out-of-order answer that expects an earlier sequence means that
+/// request has not landed yet (its attempt was lost): retry, it is on its way.
+async fn produce(
+    client: &Client,
+    request: pb::ProduceRequest,
+    behind_another: bool,
+) -> Result<u64, ClientError> {
     let route = Route::Partition {
         topic: request.topic.clone(),
         partition: request.partition,
@@ -274,11 +340,27 @@ async fn produce(client: &Client, request: pb::ProduceRequest) -> Result<u64, Cl
     retry::call(&client.shared, &route, |channel, _| {
         let request = request.clone();
         async move {
+            let first_sequence = request.first_sequence;
+            let producer_id = request.producer_id;
             let response = EventLogClient::new(channel)
                 .produce(request)
                 .await
                 .map_err(|s| ClientError::from_status("", s))?
                 .into_inner();
+            if let Some(error) = &response.error {
+                let waiting = error.code == ErrorCode::OutOfOrderSequence as i32
+                    && error.expected_sequence.is_some_and(|e| e < first_sequence);
+                if waiting && behind_another {
+                    return Err(ClientError::server(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "producer {producer_id}: waiting for its request from sequence {} \
+                             to land before sequence {first_sequence}",
+                            error.expected_sequence.unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
             ClientError::check(response.error)?;
             Ok(response.base_offset)
         }
@@ -374,9 +456,9 @@ mod tests {
         let (flush, mut flushed) = oneshot::channel();
         l.accept(Command::Flush(flush));
         assert!(l.batch_ready(true), "a pending flush skips the linger");
-        let waiters: Vec<Waiter> = l.queue.drain(..).map(|p| p.waiter).collect();
+        drop(l.start_batch());
         assert!(flushed.try_recv().is_err());
-        l.finish(waiters, Ok(100));
+        l.finish(0, Ok(100));
         assert_eq!(
             a0.await.unwrap().unwrap(),
             Ack {
@@ -407,16 +489,96 @@ mod tests {
         l.accept(Command::Send(p));
         drop(l.start_batch());
         assert_eq!(l.next_sequence, 1);
-        let (_, waiter_rx) = oneshot::channel::<()>();
-        drop(waiter_rx);
-        let (p2, _) = pending(1, &sem);
-        l.finish(
-            vec![p2.waiter],
-            Err(ClientError::server(ErrorCode::EventTooLarge, "big")),
+        l.finish(0, Err(ClientError::server(ErrorCode::EventTooLarge, "big")));
+        assert!(ack.await.unwrap().is_err());
+        assert!(
+            l.must_rotate && !l.can_send(),
+            "no new batch before rotating"
         );
+        l.rotate_producer_id();
         assert_eq!(l.next_sequence, 0);
         assert_ne!(l.producer_id, 42);
-        drop(ack);
+    }
+
+    #[tokio::test]
+    async fn up_to_the_in_flight_limit_requests_go_out_each_with_its_own_sequences() {
+        // Goal: several requests in flight per partition, numbered back to back.
+        let sem = Arc::new(Semaphore::new(100));
+        let mut l = lane(
+            ProducerConfig::default()
+                .with_batch_events_max(2)
+                .with_max_in_flight_per_partition(3),
+        );
+        for _ in 0..10 {
+            let (p, _ack) = pending(1, &sem);
+            l.accept(Command::Send(p));
+        }
+        let mut started = Vec::new();
+        while l.can_send() && l.batch_ready(true) {
+            started.push(l.start_batch());
+        }
+        assert_eq!(started.len(), 3);
+        assert_eq!(l.sent.keys().copied().collect::<Vec<_>>(), vec![0, 2, 4]);
+        assert_eq!(l.next_sequence, 6);
+        // An answer frees a slot for the next batch.
+        l.finish(2, Ok(50));
+        assert!(l.can_send());
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_fails_the_later_ones_in_flight_but_not_the_earlier() {
+        // Goal: a request that can only land after a failed one is failed with it, the
+        // earlier ones keep going, and the producer id changes once none is in flight.
+        let sem = Arc::new(Semaphore::new(100));
+        let mut l = lane(
+            ProducerConfig::default()
+                .with_batch_events_max(1)
+                .with_max_in_flight_per_partition(3),
+        );
+        let mut acks = Vec::new();
+        for _ in 0..3 {
+            let (p, ack) = pending(1, &sem);
+            l.accept(Command::Send(p));
+            acks.push(ack);
+        }
+        let _started: Vec<_> = (0..3).map(|_| l.start_batch()).collect();
+        let lost = ClientError::Transport {
+            addr: "a:1".into(),
+            code: tonic::Code::DeadlineExceeded,
+            message: "no answer".into(),
+        };
+        l.finish(1, Err(lost));
+        assert_eq!(l.sent.keys().copied().collect::<Vec<_>>(), vec![0]);
+        assert!(!l.can_send(), "no new batch until the producer id changes");
+        let mut acks = acks.into_iter();
+        let first = acks.next().unwrap();
+        assert!(acks.all(|mut a| matches!(a.try_recv(), Ok(Err(_)))));
+        l.finish(0, Ok(7));
+        assert_eq!(first.await.unwrap().unwrap().offset, 7);
+        assert!(l.sent.is_empty());
+        l.rotate_producer_id();
+        assert!(l.can_send());
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_sequence_answer_does_not_fail_the_later_requests() {
+        let sem = Arc::new(Semaphore::new(100));
+        let mut l = lane(
+            ProducerConfig::default()
+                .with_batch_events_max(1)
+                .with_max_in_flight_per_partition(2),
+        );
+        for _ in 0..2 {
+            let (p, _ack) = pending(1, &sem);
+            l.accept(Command::Send(p));
+        }
+        let _started: Vec<_> = (0..2).map(|_| l.start_batch()).collect();
+        l.finish(
+            0,
+            Err(ClientError::server(ErrorCode::DuplicateSequence, "old")),
+        );
+        assert_eq!(l.sent.len(), 1);
+        assert!(l.can_send());
     }
 
     #[tokio::test]

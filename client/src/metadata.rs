@@ -398,6 +398,11 @@ impl Metadata {
                 code: ErrorCode::UnknownTopic,
                 ..
             } => self.observe_unknown_topic(route).await,
+            // The right node, busy: try it again after its hint, not another one.
+            ClientError::Server {
+                code: ErrorCode::ResourceExhausted,
+                ..
+            } => Disposition::Retry,
             e if e.is_retryable() => {
                 self.with_state(|s| s.apply_unreachable(route, addr));
                 if matches!(e, ClientError::Transport { .. }) {
@@ -533,8 +538,7 @@ mod tests {
             group_id: 7,
             replicas: replicas.to_vec(),
             leader_id: leader,
-            high_watermark: None,
-            log_start_offset: None,
+            ..Default::default()
         }
     }
 
@@ -544,6 +548,7 @@ mod tests {
                 .map(|id| pb::NodeDescription {
                     node_id: id,
                     addr: format!("n{id}:7101"),
+                    ..Default::default()
                 })
                 .collect(),
             metadata_leader_id: Some(1),

@@ -269,7 +269,7 @@ impl Dispatcher {
                 return;
             }
         };
-        let size_bytes = event.size_bytes();
+        let size_bytes = event.accounted_bytes();
         // An event larger than the whole buffer takes all of it rather than waiting forever.
         let permits = size_bytes.clamp(1, self.config.max_buffered_bytes) as u32;
         let Ok(permit) = self.buffer.clone().acquire_many_owned(permits).await else {

@@ -120,7 +120,8 @@ impl Retrier {
             let jitter = crate::rng::random_unit();
             let delay = backoff_delay(self.base, self.max, self.failures, jitter);
             self.failures += 1;
-            delay
+            // A node that says how long to wait (overloaded, forming) is believed.
+            delay.max(error.retry_after())
         };
         let now = Instant::now();
         if now >= self.deadline || now + delay >= self.deadline {

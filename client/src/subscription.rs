@@ -197,6 +197,7 @@ impl Follower {
             partition: self.partition,
             start: Some(self.start()),
             max_bytes: self.client.shared.config.max_read_bytes,
+            heartbeat_interval_ms: 0,
         };
         retry::call_with(&self.client.shared, &self.route, retrier, |channel, _| {
             let request = request.clone();

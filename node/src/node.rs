@@ -19,11 +19,12 @@ use crate::api::{ApiContext, ApiLimits};
 use crate::config::Config;
 use crate::keys::{self, Cf};
 use crate::metadata::{reconciler, MetadataGroup};
+use crate::partition::budget::MemoryBudget;
 use crate::partition::produce::BatchLimits;
 use crate::partition::{Registry, ReplicaContext};
 use crate::raft::network::PeerChannels;
 use crate::raft::transport::{RaftGroups, TransportService};
-use crate::raft::{openraft_config, Raft, RaftTiming};
+use crate::raft::{openraft_config, peer_message_bytes_max, Raft, RaftTiming};
 use crate::storage::rocks::RocksTuning;
 use crate::storage::{GroupCommit, RocksEngine, StorageEngine, WriteBatch};
 use crate::types::{NodeId, PartitionId};
@@ -123,7 +124,8 @@ impl Node {
             metadata: metadata.clone(),
             registry: registry.clone(),
         });
-        let server = serve(addr, api, groups, shutdown_rx);
+        let peer_message_max = peer_message_bytes_max(config.raft.append_entries_bytes_max);
+        let server = serve(addr, api, groups, peer_message_max, shutdown_rx);
         tracing::info!(node_id = config.node_id, listen = %config.listen, "node started");
         Ok(Node {
             config,
@@ -192,20 +194,31 @@ fn replica_context(
         node_id: config.node_id,
         engine,
         commit,
-        peers: Arc::new(PeerChannels::default()),
+        peers: Arc::new(PeerChannels::new(peer_message_bytes_max(
+            config.raft.append_entries_bytes_max,
+        ))),
         raft_config: Arc::new(openraft_config("evlog", timing)),
+        append_entries_bytes_max: config.raft.append_entries_bytes_max as usize,
         limits: BatchLimits {
             batch_bytes_max: config.produce.batch_bytes_max as usize,
             batch_events_max: config.produce.batch_events_max as usize,
             inflight_entries_max: config.produce.inflight_entries_max as usize,
-            queue_requests_max: 4096,
+            queue_requests_max: config.produce.queue_requests_max as usize,
+            queue_bytes_max: config.produce.queue_bytes_max as usize,
+            admission_wait: Duration::from_millis(config.produce.admission_wait_ms),
         },
+        produce_budget: MemoryBudget::new(
+            "memory.produce_bytes_max",
+            config.memory.produce_bytes_max as usize,
+        ),
     }
 }
 
 fn api_limits(config: &Config) -> ApiLimits {
     ApiLimits {
         request_bytes_max: config.produce.request_bytes_max as usize,
+        request_events_max: config.produce.request_events_max as usize,
+        headers_per_event_max: config.produce.headers_per_event_max as usize,
         default_max_event_bytes: u32::try_from(config.produce.default_max_event_bytes)
             .unwrap_or(u32::MAX),
         request_timeout: Duration::from_millis(config.produce.request_timeout_ms),
@@ -268,6 +281,7 @@ fn serve(
     addr: SocketAddr,
     api: ApiContext,
     groups: Arc<Groups>,
+    peer_message_max: usize,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<Result<(), tonic::transport::Error>> {
     let message_max = api.limits.request_bytes_max + (1 << 20);
@@ -276,8 +290,8 @@ fn serve(
         .max_encoding_message_size(message_max);
     let admin = AdminServer::new(AdminService::new(api));
     let transport = RaftTransportServer::new(TransportService::new(groups))
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
+        .max_decoding_message_size(peer_message_max)
+        .max_encoding_message_size(peer_message_max);
     crate::rt::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(event_log)

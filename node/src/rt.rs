@@ -35,6 +35,11 @@ pub async fn sleep(duration: Duration) {
     tokio::time::sleep(duration).await
 }
 
+/// Runs `future` for at most `duration`: `None` when the time ran out first.
+pub async fn timeout<F: Future>(duration: Duration, future: F) -> Option<F::Output> {
+    tokio::time::timeout(duration, future).await.ok()
+}
+
 pub fn now() -> Instant {
     Instant::now()
 }

@@ -31,14 +31,19 @@ pub enum PlantedBug {
     /// A restarted replica forgets its producers' sequence numbers: a retry of a batch
     /// that was appended before the restart is appended again.
     ForgetProducersOnRestart,
+    /// Idempotence remembers only each producer's last request, not the last five: a
+    /// pipelined producer's retry of an older request that is in the log is refused as
+    /// out of order (its producer told "not written").
+    IdempotenceWindowOfOne,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 4] = [
+    pub const ALL: [PlantedBug; 5] = [
         PlantedBug::AckBeforeFsync,
         PlantedBug::VoteNotPersisted,
         PlantedBug::SkipChecksum,
         PlantedBug::ForgetProducersOnRestart,
+        PlantedBug::IdempotenceWindowOfOne,
     ];
 }
 

@@ -39,9 +39,14 @@ pub struct Event {
 }
 
 impl Event {
-    /// Bytes this event counts for in size limits and batching (payload, not framing).
-    pub fn size_bytes(&self) -> usize {
-        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
-        self.key.as_ref().map_or(0, |k| k.len()) + self.value.len() + headers
+    /// What this event counts for in every byte limit of the path: its payload (key +
+    /// value + headers) plus its fixed overhead, by the rule `evlog_proto::limits` owns.
+    pub fn accounted_bytes(&self) -> usize {
+        let payload = evlog_proto::limits::payload_bytes(
+            self.key.as_deref(),
+            &self.value,
+            self.headers.iter().map(|(k, v)| (k.as_str(), &v[..])),
+        );
+        evlog_proto::limits::accounted_bytes(payload, self.headers.len())
     }
 }

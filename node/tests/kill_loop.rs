@@ -59,6 +59,8 @@ fn plan() -> WorkloadPlan {
         in_flight: 4,
         pause_ms_max: 20,
         deadline_ms: 20_000,
+        // Pipelined: retries of older requests land after newer ones across the kills.
+        requests_in_flight: 3,
     }
 }
 

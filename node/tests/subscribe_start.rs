@@ -27,6 +27,7 @@ async fn first_message(addr: &str, position: Position) -> pb::SubscribeResponse 
             position: Some(position),
         }),
         max_bytes: 1 << 20,
+        ..Default::default()
     };
     let mut stream = client
         .subscribe(request)

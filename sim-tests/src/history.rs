@@ -28,6 +28,9 @@ pub enum Outcome {
     /// The producer gave up without an answer (deadline, connection lost): the event may
     /// or may not be in the log, once.
     Unknown(String),
+    /// A retry answered DUPLICATE_SEQUENCE: in the log once, its offsets forgotten by the
+    /// node (its request was older than the idempotence window).
+    OffsetsForgotten(String),
 }
 
 /// One publish: a unique payload sent to a topic.

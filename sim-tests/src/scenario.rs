@@ -47,6 +47,8 @@ pub struct ScenarioConfig {
     pub restart_on_panic: bool,
     /// This node starts this much later than the ones before it (`SimCluster::start_with`).
     pub late_start: Option<(u64, Duration)>,
+    /// Produce requests in flight per partition and producer; `None` draws 1 to 5.
+    pub requests_in_flight: Option<usize>,
 }
 
 impl ScenarioConfig {
@@ -60,6 +62,7 @@ impl ScenarioConfig {
             fsync_latency_us: (100, 20_000),
             restart_on_panic: false,
             late_start: None,
+            requests_in_flight: None,
         }
     }
 
@@ -158,7 +161,10 @@ pub async fn run(config: ScenarioConfig) -> SeedReport {
         None => FaultMix::draw(&mut rng, config.cluster_size),
         Some(faults) => FaultMix::with(&mut rng, faults.clone(), config.cluster_size),
     };
-    let plan = WorkloadPlan::draw(&mut rng, config.cluster_size);
+    let mut plan = WorkloadPlan::draw(&mut rng, config.cluster_size);
+    if let Some(requests) = config.requests_in_flight {
+        plan.requests_in_flight = requests;
+    }
     let mut trace = vec![format!("mix {mix:?}"), format!("plan {plan:?}")];
 
     let cluster = Arc::new(

@@ -46,6 +46,10 @@ pub struct WorkloadPlan {
     pub producers: u32,
     /// Sends in flight per producer.
     pub in_flight: u32,
+    /// Produce requests in flight per partition of one producer (1 to 5): above 1, a
+    /// retried request may land after later ones, which the node's idempotence window
+    /// must recognise.
+    pub requests_in_flight: usize,
     /// Pause between two sends of one producer, upper bound (uniform from 0).
     pub pause_ms_max: u64,
     /// The client's whole-operation deadline: past it a publish's outcome is unknown.
@@ -89,6 +93,7 @@ impl WorkloadPlan {
             in_flight: rng.gen_range(1..=8),
             pause_ms_max: rng.gen_range(5..=100),
             deadline_ms: rng.gen_range(5_000..=20_000),
+            requests_in_flight: rng.gen_range(1..=5),
         }
     }
 }
@@ -113,12 +118,26 @@ fn client_config(cluster: &SimCluster, deadline_ms: u64) -> ClientConfig {
         .with_request_timeout_ms(deadline_ms.min(5_000))
 }
 
-/// A publish that failed: refused for sure, or of unknown outcome.
+/// A publish that failed: refused for sure, in the log without its offsets, or of
+/// unknown outcome.
 pub fn outcome_of(error: &ClientError) -> Outcome {
+    if matches!(error, ClientError::DeadlineExceeded { .. }) {
+        return Outcome::Unknown(error.to_string());
+    }
+    if error.code() == Some(ErrorCode::DuplicateSequence) {
+        return Outcome::OffsetsForgotten(error.to_string());
+    }
+    // OUT_OF_ORDER_SEQUENCE: nothing of the request was written, by this attempt or any
+    // earlier one (an earlier one that landed would make this a duplicate).
     let refused = matches!(
         error.code(),
-        Some(ErrorCode::InvalidArgument | ErrorCode::EventTooLarge | ErrorCode::UnknownTopic)
-    ) && !matches!(error, ClientError::DeadlineExceeded { .. });
+        Some(
+            ErrorCode::InvalidArgument
+                | ErrorCode::EventTooLarge
+                | ErrorCode::UnknownTopic
+                | ErrorCode::OutOfOrderSequence
+        )
+    );
     if refused {
         Outcome::Failed(error.to_string())
     } else {
@@ -303,7 +322,9 @@ pub async fn produce(
 ) {
     let client = Client::new_lazy(config).expect("client config");
     let producer = client
-        .producer(ProducerConfig::default())
+        .producer(
+            ProducerConfig::default().with_max_in_flight_per_partition(plan.requests_in_flight),
+        )
         .expect("producer config");
     let slots = Arc::new(tokio::sync::Semaphore::new(plan.in_flight as usize));
     let mut pending = Vec::new();

@@ -103,3 +103,19 @@ fn forgetting_producer_sequences_on_restart_is_caught() {
         "{checkers:?}"
     );
 }
+
+#[test]
+fn an_idempotence_window_of_one_is_caught() {
+    // Pipelined producers (5 requests in flight per partition) whose retries land after
+    // later requests: with only the last request remembered, a retry inside the window
+    // is answered DUPLICATE_SEQUENCE instead of with its offsets.
+    let (_, checkers) = catch_with(ScenarioConfig {
+        requests_in_flight: Some(5),
+        ..ScenarioConfig::planted(
+            PlantedBug::IdempotenceWindowOfOne,
+            3,
+            &[Fault::LeaderChurn, Fault::PacketLoss, Fault::LatencySpike],
+        )
+    });
+    assert!(checkers.contains(&"no_duplicates"), "{checkers:?}");
+}

@@ -38,6 +38,7 @@ impl AdminService {
                     leader_id: replica.as_ref().and_then(|r| r.current_leader()),
                     high_watermark: watermark.map(|w| w.high),
                     log_start_offset: watermark.map(|w| w.log_start),
+                    leader_addr: None,
                 }
             })
             .collect();
@@ -94,13 +95,9 @@ impl Admin for AdminService {
         if let Err(refusal) = validate_topic_spec(&spec, limit) {
             return respond(errors::from_refusal(refusal));
         }
-        let nodes = self.ctx.metadata.view().nodes.len();
-        if spec.replication_factor as usize > nodes {
-            return respond(invalid(format!(
-                "replication factor {} is larger than the cluster ({nodes} nodes)",
-                spec.replication_factor
-            )));
-        }
+        // Whether the cluster has enough nodes is decided where placement is, when the
+        // metadata leader applies the command: a forming cluster (no leader, no nodes
+        // known yet) answers a retryable UNAVAILABLE, not a permanent-looking refusal.
         match self.propose(MetadataCommand::CreateTopic(spec)).await {
             Ok(MetadataResponse::TopicCreated(info)) => {
                 Ok(Response::new(pb::CreateTopicResponse {
@@ -202,11 +199,13 @@ impl Admin for AdminService {
                 .map(|(id, addr)| pb::NodeDescription {
                     node_id: *id,
                     addr: addr.clone(),
+                    peer_addr: String::new(),
                 })
                 .collect(),
             metadata_leader_id: self.ctx.metadata.leader().map(|(id, _)| id),
             answered_by: self.ctx.node_id,
             metadata_term: self.ctx.metadata.term(),
+            ..Default::default()
         }))
     }
 }

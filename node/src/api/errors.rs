@@ -12,8 +12,19 @@ pub fn error(code: pb::ErrorCode, message: impl Into<String>) -> pb::Error {
     pb::Error {
         code: code as i32,
         message: message.into(),
-        leader_id: None,
-        leader_addr: None,
+        ..Default::default()
+    }
+}
+
+/// A retryable refusal that tells the client how long to wait first.
+pub fn retry_after(
+    code: pb::ErrorCode,
+    message: impl Into<String>,
+    retry_after_ms: u32,
+) -> pb::Error {
+    pb::Error {
+        retry_after_ms: Some(retry_after_ms),
+        ..error(code, message)
     }
 }
 
@@ -24,6 +35,7 @@ pub fn not_leader(message: impl Into<String>, leader: Option<(NodeId, String)>) 
         message: message.into(),
         leader_id,
         leader_addr,
+        ..Default::default()
     }
 }
 
@@ -36,6 +48,11 @@ pub fn from_produce(e: ProduceError) -> pb::Error {
         ProduceError::NotLeader { ref leader, .. } => not_leader(e.to_string(), leader.clone()),
         ProduceError::ShuttingDown(_) => error(pb::ErrorCode::ShuttingDown, e.to_string()),
         ProduceError::Raft { .. } => error(pb::ErrorCode::Unavailable, e.to_string()),
+        ProduceError::Overloaded { retry_after_ms, .. } => retry_after(
+            pb::ErrorCode::ResourceExhausted,
+            e.to_string(),
+            retry_after_ms,
+        ),
     }
 }
 
@@ -46,12 +63,25 @@ pub fn from_read(e: ReadError) -> pb::Error {
     }
 }
 
+/// How long a client should wait before retrying while the cluster forms or elects.
+pub const FORMING_RETRY_AFTER_MS: u32 = 200;
+
 pub fn from_propose(e: ProposeError) -> pb::Error {
     match e {
+        ProposeError::NotLeader { leader: None } => retry_after(
+            pb::ErrorCode::Unavailable,
+            "the metadata group has no leader yet (the cluster is forming or electing one); \
+             retry",
+            FORMING_RETRY_AFTER_MS,
+        ),
         ProposeError::NotLeader { leader } => {
             not_leader("this node does not lead the metadata group", leader)
         }
-        ProposeError::Unavailable(_) => error(pb::ErrorCode::Unavailable, e.to_string()),
+        ProposeError::Unavailable(_) => retry_after(
+            pb::ErrorCode::Unavailable,
+            e.to_string(),
+            FORMING_RETRY_AFTER_MS,
+        ),
     }
 }
 

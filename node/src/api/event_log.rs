@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use super::errors::{self, error, invalid};
-use super::{ApiContext, Target};
+use super::{ApiContext, ApiLimits, Target};
 use crate::partition::read::{read_events, ReadError, ReadLimits, StoredEvent};
 use crate::partition::state::Watermark;
 use crate::raft::{ProduceSegment, SegmentOutcome};
@@ -35,20 +35,52 @@ fn produce_error(e: pb::Error) -> Result<Response<pb::ProduceResponse>, Status> 
     }))
 }
 
-/// Converts and checks the request's events; refuses the whole request on any problem.
+/// Converts and checks the request's events; refuses the whole request on any problem,
+/// naming the limit and the value. Returns the events and their accounted bytes.
 fn events_from_request(
     events: Vec<pb::Event>,
     max_event_bytes: u32,
-    request_bytes_max: usize,
+    limits: &ApiLimits,
 ) -> Result<(Vec<Event>, usize), pb::Error> {
     if events.is_empty() {
         return Err(invalid("a produce request needs at least one event"));
     }
-    let now = crate::rt::unix_time_ms();
+    if events.len() > limits.request_events_max {
+        return Err(invalid(format!(
+            "request carries {} events; at most {} per request (produce.request_events_max)",
+            events.len(),
+            limits.request_events_max
+        )));
+    }
     let mut total = 0usize;
-    let mut out = Vec::with_capacity(events.len());
-    for (i, e) in events.into_iter().enumerate() {
-        let event = Event {
+    for (i, e) in events.iter().enumerate() {
+        if e.headers.len() > limits.headers_per_event_max {
+            return Err(invalid(format!(
+                "event {i} has {} headers; at most {} per event (produce.headers_per_event_max)",
+                e.headers.len(),
+                limits.headers_per_event_max
+            )));
+        }
+        let size = e.payload_bytes();
+        if size > max_event_bytes as usize {
+            return Err(error(
+                pb::ErrorCode::EventTooLarge,
+                format!("event {i} is {size} bytes; the topic accepts at most {max_event_bytes}"),
+            ));
+        }
+        total = total.saturating_add(e.accounted_bytes());
+    }
+    if total > limits.request_bytes_max {
+        return Err(invalid(format!(
+            "request carries {total} bytes of events (with 32 bytes of overhead per event); \
+             at most {} per request (produce.request_bytes_max)",
+            limits.request_bytes_max
+        )));
+    }
+    let now = crate::rt::unix_time_ms();
+    let out = events
+        .into_iter()
+        .map(|e| Event {
             key: e.key,
             value: e.value,
             headers: e.headers.into_iter().map(|h| (h.key, h.value)).collect(),
@@ -57,22 +89,8 @@ fn events_from_request(
             } else {
                 e.timestamp_ms
             },
-        };
-        let size = event.size_bytes();
-        if size > max_event_bytes as usize {
-            return Err(error(
-                pb::ErrorCode::EventTooLarge,
-                format!("event {i} is {size} bytes; the topic accepts at most {max_event_bytes}"),
-            ));
-        }
-        total += size;
-        out.push(event);
-    }
-    if total > request_bytes_max {
-        return Err(invalid(format!(
-            "request carries {total} bytes of events; at most {request_bytes_max} per request"
-        )));
-    }
+        })
+        .collect();
     Ok((out, total))
 }
 
@@ -133,14 +151,11 @@ impl EventLog for EventLogService {
             Err(e) => return produce_error(e),
         };
         let limits = self.ctx.limits;
-        let (events, bytes) = match events_from_request(
-            request.events,
-            target.max_event_bytes,
-            limits.request_bytes_max,
-        ) {
-            Ok(checked) => checked,
-            Err(e) => return produce_error(e),
-        };
+        let (events, bytes) =
+            match events_from_request(request.events, target.max_event_bytes, &limits) {
+                Ok(checked) => checked,
+                Err(e) => return produce_error(e),
+            };
         let count = events.len() as u64;
         if request.producer_id != 0 && request.first_sequence.checked_add(count).is_none() {
             return produce_error(invalid("sequence numbers overflow u64"));
@@ -165,14 +180,30 @@ impl EventLog for EventLogService {
             Ok(Err(e)) => return produce_error(errors::from_produce(e)),
             Ok(Ok(SegmentOutcome::Appended { base_offset })) => (base_offset, false),
             Ok(Ok(SegmentOutcome::Duplicate { base_offset })) => (base_offset, true),
-            Ok(Ok(SegmentOutcome::OutOfOrder { expected_sequence })) => {
+            Ok(Ok(SegmentOutcome::DuplicateSequence {
+                oldest_remembered_sequence,
+            })) => {
                 return produce_error(error(
-                    pb::ErrorCode::OutOfOrderSequence,
+                    pb::ErrorCode::DuplicateSequence,
                     format!(
-                        "producer {} sent sequence {}, expected {expected_sequence}",
+                        "producer {} sent sequence {}: appended before, but older than the \
+                         last 5 requests remembered (from sequence {oldest_remembered_sequence}); \
+                         its offsets are no longer known. Do not resend it.",
                         request.producer_id, request.first_sequence
                     ),
                 ))
+            }
+            Ok(Ok(SegmentOutcome::OutOfOrder { expected_sequence })) => {
+                return produce_error(pb::Error {
+                    expected_sequence: Some(expected_sequence),
+                    ..error(
+                        pb::ErrorCode::OutOfOrderSequence,
+                        format!(
+                            "producer {} sent sequence {}, expected {expected_sequence}",
+                            request.producer_id, request.first_sequence
+                        ),
+                    )
+                })
             }
         };
         Ok(Response::new(pb::ProduceResponse {

@@ -26,6 +26,8 @@ use evlog_proto::evlog::v1 as pb;
 #[derive(Debug, Clone, Copy)]
 pub struct ApiLimits {
     pub request_bytes_max: usize,
+    pub request_events_max: usize,
+    pub headers_per_event_max: usize,
     pub default_max_event_bytes: u32,
     pub request_timeout: Duration,
     pub response_bytes_max: usize,

@@ -70,6 +70,7 @@ pub async fn follow(
         events: Vec::new(),
         high_watermark: current.high,
         start_offset: Some(next),
+        heartbeat: false,
     };
     if tx.send(Ok(first)).await.is_err() {
         return;
@@ -104,6 +105,7 @@ pub async fn follow(
                 events: events.into_iter().map(stored_to_wire).collect(),
                 high_watermark: current.high,
                 start_offset: None,
+                heartbeat: false,
             };
             if tx.send(Ok(response)).await.is_err() {
                 return;

@@ -127,12 +127,20 @@ const FIELD_DOCS: &[(&str, &str)] = &[
     (
         "raft.max_payload_entries",
         "Most log entries sent in one AppendEntries RPC. openraft gives each AppendEntries\n\
-         heartbeat_interval_ms to complete, so keep entries x batch_bytes_max sendable in that time.",
+         heartbeat_interval_ms to complete, so keep append_entries_bytes_max sendable in that time.",
+    ),
+    (
+        "raft.append_entries_bytes_max",
+        "Most entry bytes in one AppendEntries RPC; an entry larger than that goes alone.\n\
+         At least produce.request_bytes_max and produce.batch_bytes_max (an entry is at most\n\
+         the larger of the two), and small enough to replicate within heartbeat_interval_ms.",
     ),
     (
         "produce",
         "Limits of the produce path: requests are coalesced into batches, one batch per Raft \
-         entry.",
+         entry.\n\
+         Byte limits count each event as key + value + headers plus 32 bytes (and 8 per \
+         header),\nso that empty events are not free.",
     ),
     (
         "produce.batch_bytes_max",
@@ -149,7 +157,15 @@ const FIELD_DOCS: &[(&str, &str)] = &[
     ),
     (
         "produce.request_bytes_max",
-        "Largest produce request accepted; a larger one is refused with an error.",
+        "Largest produce request accepted; a larger one is refused with INVALID_ARGUMENT.",
+    ),
+    (
+        "produce.request_events_max",
+        "Most events in one produce request; more are refused with INVALID_ARGUMENT.",
+    ),
+    (
+        "produce.headers_per_event_max",
+        "Most headers on one event; more are refused with INVALID_ARGUMENT.",
     ),
     (
         "produce.default_max_event_bytes",
@@ -160,6 +176,21 @@ const FIELD_DOCS: &[(&str, &str)] = &[
         "produce.request_timeout_ms",
         "How long a produce request may wait for its commit before it fails with a timeout\n\
          (the client retries with the same sequence numbers: no duplicates).",
+    ),
+    (
+        "produce.queue_requests_max",
+        "Produce requests of one partition waiting to be batched; beyond it requests wait\n\
+         (backpressure), then are refused with RESOURCE_EXHAUSTED.",
+    ),
+    (
+        "produce.queue_bytes_max",
+        "Bytes of the produce requests waiting to be batched, per partition; same rule.",
+    ),
+    (
+        "produce.admission_wait_ms",
+        "How long a request may wait for room in a full queue or memory budget before it is\n\
+         refused with RESOURCE_EXHAUSTED (retryable, nothing written). Less than\n\
+         request_timeout_ms.",
     ),
     ("read", "Limits of the read and subscribe path."),
     (
@@ -185,6 +216,21 @@ const FIELD_DOCS: &[(&str, &str)] = &[
     (
         "storage.group_commit_max_waiters",
         "Most appends waiting on one shared WAL fsync; more wait for the next one.",
+    ),
+    (
+        "memory",
+        "Memory budgets of the node. A node's memory is about: these budgets + the RocksDB\n\
+         block cache and write buffers + per connection its HTTP/2 windows + ~50 MiB.",
+    ),
+    (
+        "memory.produce_bytes_max",
+        "Produce requests admitted and not yet answered, all partitions together; beyond it\n\
+         requests wait (admission_wait_ms), then are refused with RESOURCE_EXHAUSTED.",
+    ),
+    (
+        "memory.subscribe_bytes_max",
+        "Events read for subscriptions and not yet taken by their clients, all together;\n\
+         beyond it subscriptions wait for their clients.",
     ),
 ];
 

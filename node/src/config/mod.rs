@@ -68,6 +68,7 @@ pub struct Config {
     pub produce: ProduceConfig,
     pub read: ReadConfig,
     pub storage: StorageConfig,
+    pub memory: MemoryConfig,
     /// How long a shutdown waits for in-flight requests before closing anyway.
     pub shutdown_grace_ms: u64,
 }
@@ -89,9 +90,12 @@ pub struct RaftConfig {
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
     pub max_payload_entries: u64,
+    /// Most entry bytes in one AppendEntries RPC (a larger entry is sent alone).
+    pub append_entries_bytes_max: u64,
 }
 
-/// Limits of the produce path (requests -> batches -> Raft entries).
+/// Limits of the produce path (requests -> batches -> Raft entries). Every byte limit
+/// counts accounted bytes (`evlog_proto::limits`): payload plus a per-event overhead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProduceConfig {
@@ -99,8 +103,17 @@ pub struct ProduceConfig {
     pub batch_events_max: u64,
     pub inflight_entries_max: u64,
     pub request_bytes_max: u64,
+    pub request_events_max: u64,
+    pub headers_per_event_max: u64,
     pub default_max_event_bytes: u64,
     pub request_timeout_ms: u64,
+    /// Requests of one partition waiting to be batched.
+    pub queue_requests_max: u64,
+    /// Bytes of those requests.
+    pub queue_bytes_max: u64,
+    /// How long a request waits for room in a full queue or budget before it is refused
+    /// with RESOURCE_EXHAUSTED.
+    pub admission_wait_ms: u64,
 }
 
 /// Limits of the read and subscribe path.
@@ -118,6 +131,16 @@ pub struct StorageConfig {
     pub block_cache_bytes: u64,
     pub write_buffer_bytes: u64,
     pub group_commit_max_waiters: u64,
+}
+
+/// The node's memory budgets: what admitted requests and open subscriptions may hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Produce requests admitted and not yet answered, all partitions together.
+    pub produce_bytes_max: u64,
+    /// Events read for subscriptions and not yet taken by their clients, all together.
+    pub subscribe_bytes_max: u64,
 }
 
 /// The command-line layer: `Some` wins over the file and the environment.
@@ -172,6 +195,7 @@ impl Default for Config {
             produce: ProduceConfig::default(),
             read: ReadConfig::default(),
             storage: StorageConfig::default(),
+            memory: MemoryConfig::default(),
             shutdown_grace_ms: 10_000,
         }
     }
@@ -184,6 +208,7 @@ impl Default for RaftConfig {
             election_timeout_min_ms: 400,
             election_timeout_max_ms: 800,
             max_payload_entries: 16,
+            append_entries_bytes_max: 2 * MIB,
         }
     }
 }
@@ -194,9 +219,14 @@ impl Default for ProduceConfig {
             batch_bytes_max: MIB,
             batch_events_max: 10_000,
             inflight_entries_max: 64,
-            request_bytes_max: 8 * MIB,
+            request_bytes_max: 2 * MIB,
+            request_events_max: 10_000,
+            headers_per_event_max: 64,
             default_max_event_bytes: MIB,
             request_timeout_ms: 10_000,
+            queue_requests_max: 1024,
+            queue_bytes_max: 32 * MIB,
+            admission_wait_ms: 1_000,
         }
     }
 }
@@ -216,6 +246,15 @@ impl Default for StorageConfig {
             block_cache_bytes: 64 * MIB,
             write_buffer_bytes: 64 * MIB,
             group_commit_max_waiters: 4096,
+        }
+    }
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            produce_bytes_max: 256 * MIB,
+            subscribe_bytes_max: 256 * MIB,
         }
     }
 }

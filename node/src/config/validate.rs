@@ -9,9 +9,11 @@ use std::{
     net::{IpAddr, SocketAddr},
 };
 
+use evlog_proto::limits::{EVENT_OVERHEAD_BYTES, HEADER_OVERHEAD_BYTES};
+
 use super::{
-    format_initial_cluster, Config, ConfigError, ProduceConfig, RaftConfig, ReadConfig,
-    StorageConfig,
+    format_initial_cluster, Config, ConfigError, MemoryConfig, ProduceConfig, RaftConfig,
+    ReadConfig, StorageConfig,
 };
 
 impl Config {
@@ -24,11 +26,70 @@ impl Config {
         self.produce.check(&mut problems);
         self.read.check(&mut problems);
         self.storage.check(&mut problems);
+        self.memory.check(&mut problems);
+        self.check_limits_fit(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::Invalid(problems))
         }
+    }
+
+    /// Limits of different sections that must fit in each other: the largest event in a
+    /// request, a request in its queue and budget and in one AppendEntries, a subscription
+    /// message in the subscription budget.
+    fn check_limits_fit(&self, problems: &mut Vec<String>) {
+        let p = &self.produce;
+        let mut must_fit = |what: &str, size: u64, room: &str, limit: u64| {
+            if size > limit {
+                problems.push(format!(
+                    "{what} ({size}) is larger than {room} ({limit}): it could never be admitted"
+                ));
+            }
+        };
+        let largest_event = p
+            .default_max_event_bytes
+            .saturating_add(EVENT_OVERHEAD_BYTES as u64)
+            .saturating_add(
+                p.headers_per_event_max
+                    .saturating_mul(HEADER_OVERHEAD_BYTES as u64),
+            );
+        must_fit(
+            "produce.default_max_event_bytes plus its overhead",
+            largest_event,
+            "produce.request_bytes_max",
+            p.request_bytes_max,
+        );
+        must_fit(
+            "produce.request_bytes_max",
+            p.request_bytes_max,
+            "produce.queue_bytes_max",
+            p.queue_bytes_max,
+        );
+        must_fit(
+            "produce.request_bytes_max",
+            p.request_bytes_max,
+            "memory.produce_bytes_max",
+            self.memory.produce_bytes_max,
+        );
+        must_fit(
+            "produce.request_bytes_max",
+            p.request_bytes_max,
+            "raft.append_entries_bytes_max",
+            self.raft.append_entries_bytes_max,
+        );
+        must_fit(
+            "produce.batch_bytes_max",
+            p.batch_bytes_max,
+            "raft.append_entries_bytes_max",
+            self.raft.append_entries_bytes_max,
+        );
+        must_fit(
+            "read.response_bytes_max",
+            self.read.response_bytes_max,
+            "memory.subscribe_bytes_max",
+            self.memory.subscribe_bytes_max,
+        );
     }
 
     /// Returns whether the advertised address is usable (else it is reported already).
@@ -140,6 +201,10 @@ impl RaftConfig {
             &[
                 ("raft.heartbeat_interval_ms", self.heartbeat_interval_ms),
                 ("raft.max_payload_entries", self.max_payload_entries),
+                (
+                    "raft.append_entries_bytes_max",
+                    self.append_entries_bytes_max,
+                ),
             ],
         );
         if self.election_timeout_min_ms <= self.heartbeat_interval_ms.saturating_mul(2) {
@@ -170,20 +235,37 @@ impl ProduceConfig {
                 ("produce.batch_events_max", self.batch_events_max),
                 ("produce.inflight_entries_max", self.inflight_entries_max),
                 ("produce.request_bytes_max", self.request_bytes_max),
+                ("produce.request_events_max", self.request_events_max),
+                ("produce.headers_per_event_max", self.headers_per_event_max),
                 (
                     "produce.default_max_event_bytes",
                     self.default_max_event_bytes,
                 ),
                 ("produce.request_timeout_ms", self.request_timeout_ms),
+                ("produce.queue_requests_max", self.queue_requests_max),
+                ("produce.queue_bytes_max", self.queue_bytes_max),
+                ("produce.admission_wait_ms", self.admission_wait_ms),
             ],
         );
-        if self.default_max_event_bytes > self.request_bytes_max {
+        if self.admission_wait_ms >= self.request_timeout_ms {
             problems.push(format!(
-                "produce.default_max_event_bytes ({}) is larger than produce.request_bytes_max \
-                 ({}): an event that large could never be sent",
-                self.default_max_event_bytes, self.request_bytes_max
+                "produce.admission_wait_ms ({}) must be less than produce.request_timeout_ms \
+                 ({}): an admitted request needs time left to be committed",
+                self.admission_wait_ms, self.request_timeout_ms
             ));
         }
+    }
+}
+
+impl MemoryConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        check_positive(
+            problems,
+            &[
+                ("memory.produce_bytes_max", self.produce_bytes_max),
+                ("memory.subscribe_bytes_max", self.subscribe_bytes_max),
+            ],
+        );
     }
 }
 
@@ -410,13 +492,19 @@ mod tests {
         // Goal: every size and count limit must be positive. Method: zero them all.
         let mut config = node1();
         config.raft.max_payload_entries = 0;
+        config.raft.append_entries_bytes_max = 0;
         config.produce = ProduceConfig {
             batch_bytes_max: 0,
             batch_events_max: 0,
             inflight_entries_max: 0,
             request_bytes_max: 0,
+            request_events_max: 0,
+            headers_per_event_max: 0,
             default_max_event_bytes: 0,
             request_timeout_ms: 0,
+            queue_requests_max: 0,
+            queue_bytes_max: 0,
+            admission_wait_ms: 0,
         };
         config.read = ReadConfig {
             response_bytes_max: 0,
@@ -427,8 +515,17 @@ mod tests {
             write_buffer_bytes: 0,
             group_commit_max_waiters: 0,
         };
-        let problems = problems(&config);
-        assert_eq!(problems.len(), 12, "{problems:#?}");
+        config.memory = MemoryConfig {
+            produce_bytes_max: 0,
+            subscribe_bytes_max: 0,
+        };
+        let problems: Vec<String> = problems(&config)
+            .into_iter()
+            .filter(|p| {
+                !p.contains("could never be admitted") && !p.contains("admission_wait_ms (")
+            })
+            .collect();
+        assert_eq!(problems.len(), 20, "{problems:#?}");
         assert!(problems
             .iter()
             .all(|p| p.ends_with("must be greater than 0")));
@@ -436,9 +533,44 @@ mod tests {
 
     #[test]
     fn validate_rejects_event_larger_than_request() {
-        // Goal: the largest event must fit in a request. Method: one byte more than a request.
+        // Goal: the largest event, with its overhead, must fit in a request. Method: an
+        // event limit that leaves one byte too few for the overhead.
         let mut config = node1();
-        config.produce.default_max_event_bytes = config.produce.request_bytes_max + 1;
+        let overhead = (EVENT_OVERHEAD_BYTES as u64)
+            + config.produce.headers_per_event_max * HEADER_OVERHEAD_BYTES as u64;
+        config.produce.default_max_event_bytes = config.produce.request_bytes_max - overhead;
+        assert_eq!(problems(&config), Vec::<String>::new());
+        config.produce.default_max_event_bytes += 1;
         assert_one_problem(&config, &["default_max_event_bytes", "request_bytes_max"]);
+    }
+
+    #[test]
+    fn validate_rejects_a_request_that_fits_no_queue_budget_or_append_entries() {
+        // Goal: a request must fit its partition's queue, the node's budget and one
+        // AppendEntries. Method: shrink each room below the request size, one at a time.
+        type Shrink = fn(&mut Config);
+        let cases: [(&str, Shrink); 3] = [
+            ("produce.queue_bytes_max", |c| {
+                c.produce.queue_bytes_max = 1024
+            }),
+            ("memory.produce_bytes_max", |c| {
+                c.memory.produce_bytes_max = 1024
+            }),
+            ("raft.append_entries_bytes_max", |c| {
+                c.raft.append_entries_bytes_max = c.produce.request_bytes_max - 1
+            }),
+        ];
+        for (room, shrink) in cases {
+            let mut config = node1();
+            shrink(&mut config);
+            assert_one_problem(&config, &["produce.request_bytes_max", room]);
+        }
+    }
+
+    #[test]
+    fn validate_rejects_an_admission_wait_as_long_as_the_request_timeout() {
+        let mut config = node1();
+        config.produce.admission_wait_ms = config.produce.request_timeout_ms;
+        assert_one_problem(&config, &["admission_wait_ms", "request_timeout_ms"]);
     }
 }

@@ -1,6 +1,7 @@
 //! Local replicas of partitions: the registry that owns them, and for each one its Raft,
 //! its produce batcher and the watermark readers follow.
 
+pub mod budget;
 pub mod produce;
 pub mod read;
 pub mod state;
@@ -20,6 +21,7 @@ use crate::storage::{GroupCommit, StorageEngine};
 use crate::types::{NodeId, PartitionId};
 use crate::NodeError;
 
+use budget::MemoryBudget;
 use produce::{BatchLimits, Batcher};
 use state::{PartitionState, Watermark};
 
@@ -110,7 +112,11 @@ pub struct ReplicaContext {
     pub commit: GroupCommit,
     pub peers: Arc<PeerChannels>,
     pub raft_config: Arc<openraft::Config>,
+    /// Most entry bytes one AppendEntries carries (`raft.append_entries_bytes_max`).
+    pub append_entries_bytes_max: usize,
     pub limits: BatchLimits,
+    /// The node's budget for admitted produce requests (`memory.produce_bytes_max`).
+    pub produce_budget: MemoryBudget,
 }
 
 impl ReplicaContext {
@@ -129,6 +135,7 @@ impl ReplicaContext {
             self.node_id,
             self.engine.clone(),
             self.commit.clone(),
+            self.append_entries_bytes_max,
         );
         let state_machine = StateMachine::new(group, self.engine.clone(), applied, state);
         let network = Network::new(group, self.peers.clone());
@@ -205,7 +212,12 @@ impl Registry {
         let state = PartitionState::restore(partition, ctx.engine.as_ref(), &applied.summary)?;
         let watermark = state.watermark();
         let raft = ctx.start_group(partition, applied, state, members).await?;
-        let batcher = Batcher::start(partition, raft.clone(), ctx.limits);
+        let batcher = Batcher::start(
+            partition,
+            raft.clone(),
+            ctx.limits,
+            ctx.produce_budget.clone(),
+        );
         let replica = Arc::new(Replica {
             partition,
             raft,

@@ -16,10 +16,6 @@ use super::state::Watermark;
 /// Index records fetched per scan while walking forward.
 const INDEX_SCAN_BATCH: usize = 256;
 
-/// What one event costs in a response besides its payload (offset, timestamp, framing):
-/// without it, a megabyte of empty events would be a million events in one response.
-pub const EVENT_OVERHEAD_BYTES: usize = 32;
-
 /// Most events one read returns, whatever the caller asks for.
 pub const READ_EVENTS_MAX: usize = 10_000;
 
@@ -46,7 +42,8 @@ pub enum ReadError {
 /// Bounds of one read.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadLimits {
-    /// Stop once this many event bytes are collected (at least one event is returned).
+    /// Stop once this many accounted event bytes are collected (at least one event is
+    /// returned).
     pub max_bytes: usize,
     pub max_events: usize,
 }
@@ -112,7 +109,7 @@ pub fn read_events(
                 if event_offset >= watermark.high {
                     break 'walk;
                 }
-                let size = event.size_bytes() + EVENT_OVERHEAD_BYTES;
+                let size = event.accounted_bytes();
                 if !out.is_empty() && (bytes + size > limits.max_bytes || out.len() >= max_events) {
                     break 'walk;
                 }
@@ -206,7 +203,7 @@ mod tests {
             log_start: 0,
         };
         let by_bytes = ReadLimits {
-            max_bytes: 100 * EVENT_OVERHEAD_BYTES,
+            max_bytes: 100 * evlog_proto::limits::EVENT_OVERHEAD_BYTES,
             max_events: usize::MAX,
         };
         let events = read_events(&engine, partition, 0, watermark, by_bytes).unwrap();

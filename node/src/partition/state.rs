@@ -3,8 +3,12 @@
 //! Applying an `AppendBatch` assigns each accepted segment the next dense offsets and
 //! records `base_offset -> (log index, segment)` in the offset index, which is how reads
 //! find events. Idempotent producers are deduplicated here, deterministically on every
-//! replica: a segment that repeats the producer's last request is answered with the
-//! original offsets and writes nothing; one whose sequence does not follow is refused.
+//! replica. Each producer's record keeps its next sequence and its last
+//! [`IDEMPOTENCE_WINDOW`] requests, so that a producer with several requests in flight
+//! can retry any of them: a segment that repeats one of those is answered with its
+//! original offsets and writes nothing; one entirely below the window is answered
+//! `DuplicateSequence` (in the log, offsets forgotten); any other that does not start at
+//! the next sequence is refused as out of order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +28,10 @@ use crate::types::PartitionId;
 /// forgotten first (its retries after that can no longer be recognised).
 pub const PRODUCERS_MAX: usize = 10_000;
 
+/// Requests remembered per producer and partition (Kafka's five): a retry of any of them
+/// is answered with its original offsets. The proto documents this number.
+pub const IDEMPOTENCE_WINDOW: usize = 5;
+
 /// What readers need to know about the committed log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Watermark {
@@ -33,11 +41,47 @@ pub struct Watermark {
     pub log_start: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One idempotent producer on this partition. Invariants: `recent` holds at most
+/// [`IDEMPOTENCE_WINDOW`] requests, oldest first, each starting where the one before it
+/// ended; the newest ends at `next_sequence`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ProducerRecord {
     next_sequence: u64,
-    last_first_sequence: u64,
-    last_base_offset: u64,
+    recent: std::collections::VecDeque<AppendedRequest>,
+}
+
+/// A request that was appended: its sequences `[first_sequence, first_sequence + events)`
+/// landed at offsets `[base_offset, base_offset + events)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct AppendedRequest {
+    first_sequence: u64,
+    events: u64,
+    base_offset: u64,
+}
+
+impl ProducerRecord {
+    /// Offset of the producer's newest request: how recently it was active.
+    fn last_base_offset(&self) -> u64 {
+        self.recent.back().map_or(0, |r| r.base_offset)
+    }
+
+    /// Records an appended request, forgetting the oldest beyond the window.
+    fn remember(&mut self, request: AppendedRequest) {
+        assert_eq!(
+            request.first_sequence, self.next_sequence,
+            "requests are contiguous"
+        );
+        self.next_sequence = request.first_sequence + request.events;
+        self.recent.push_back(request);
+        let window = if crate::sim_hooks::is_planted(PlantedBug::IdempotenceWindowOfOne) {
+            1
+        } else {
+            IDEMPOTENCE_WINDOW
+        };
+        while self.recent.len() > window {
+            self.recent.pop_front();
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -127,16 +171,22 @@ impl PartitionState {
                 keys::offset_location(log_index, segment_index),
             );
             if segment.producer_id != 0 {
-                let record = ProducerRecord {
-                    next_sequence: segment.first_sequence + count,
-                    last_first_sequence: segment.first_sequence,
-                    last_base_offset: base_offset,
-                };
-                self.producers.insert(segment.producer_id, record);
+                let record = self
+                    .producers
+                    .entry(segment.producer_id)
+                    .or_insert_with(|| ProducerRecord {
+                        next_sequence: segment.first_sequence,
+                        recent: Default::default(),
+                    });
+                record.remember(AppendedRequest {
+                    first_sequence: segment.first_sequence,
+                    events: count,
+                    base_offset,
+                });
                 writes.put(
                     Cf::PartitionState,
                     keys::producer_state(self.partition, segment.producer_id),
-                    crate::storage::checksummed(&encode(&record)),
+                    crate::storage::checksummed(&encode(&*record)),
                 );
                 self.evict_producers(writes);
             }
@@ -153,19 +203,30 @@ impl PartitionState {
         count: u64,
     ) -> Option<SegmentOutcome> {
         let record = self.producers.get(&producer_id)?;
-        if first_sequence == record.last_first_sequence
-            && first_sequence + count == record.next_sequence
-        {
+        if first_sequence == record.next_sequence {
+            return None;
+        }
+        let retried = record
+            .recent
+            .iter()
+            .find(|r| r.first_sequence == first_sequence && r.events == count);
+        if let Some(original) = retried {
             return Some(SegmentOutcome::Duplicate {
-                base_offset: record.last_base_offset,
+                base_offset: original.base_offset,
             });
         }
-        if first_sequence != record.next_sequence {
-            return Some(SegmentOutcome::OutOfOrder {
-                expected_sequence: record.next_sequence,
+        let oldest_remembered = record
+            .recent
+            .front()
+            .map_or(record.next_sequence, |r| r.first_sequence);
+        if first_sequence + count <= oldest_remembered {
+            return Some(SegmentOutcome::DuplicateSequence {
+                oldest_remembered_sequence: oldest_remembered,
             });
         }
-        None
+        Some(SegmentOutcome::OutOfOrder {
+            expected_sequence: record.next_sequence,
+        })
     }
 
     fn evict_producers(&mut self, writes: &mut WriteBatch) {
@@ -173,7 +234,7 @@ impl PartitionState {
             let (&oldest, _) = self
                 .producers
                 .iter()
-                .min_by_key(|(_, r)| r.last_base_offset)
+                .min_by_key(|(_, r)| r.last_base_offset())
                 .expect("over the cap means not empty");
             self.producers.remove(&oldest);
             writes.delete(
@@ -220,7 +281,11 @@ impl GroupState for PartitionState {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let mut producers: Vec<_> = self.producers.iter().map(|(id, r)| (*id, *r)).collect();
+        let mut producers: Vec<_> = self
+            .producers
+            .iter()
+            .map(|(id, r)| (*id, r.clone()))
+            .collect();
         producers.sort_by_key(|(id, _)| *id);
         encode(&PartitionSnapshot {
             summary: self.summary,
@@ -346,6 +411,68 @@ mod tests {
         assert!(writes.is_empty());
         let (outcomes, _) = apply(&mut state, 3, vec![segment(42, 4, 1)]);
         assert_eq!(outcomes, vec![SegmentOutcome::Appended { base_offset: 4 }]);
+    }
+
+    #[test]
+    fn a_retry_of_any_of_the_last_five_requests_gets_its_original_offsets() {
+        // Goal: a pipelined producer may retry an older request after newer ones were
+        // appended (finding 4). Method: six requests of 2 events; retry each.
+        let mut state = fresh();
+        for i in 0..6 {
+            apply(&mut state, i + 1, vec![segment(7, i * 2, 2)]);
+        }
+        for i in 1..6 {
+            let (outcomes, writes) = apply(&mut state, 10 + i, vec![segment(7, i * 2, 2)]);
+            assert_eq!(
+                outcomes,
+                vec![SegmentOutcome::Duplicate { base_offset: i * 2 }],
+                "request {i}"
+            );
+            assert!(writes.is_empty());
+        }
+        // The first request is older than the window: in the log, offsets forgotten.
+        let (outcomes, _) = apply(&mut state, 20, vec![segment(7, 0, 2)]);
+        assert_eq!(
+            outcomes,
+            vec![SegmentOutcome::DuplicateSequence {
+                oldest_remembered_sequence: 2
+            }]
+        );
+        // A retry that does not match a remembered request's shape is out of order.
+        let (outcomes, _) = apply(&mut state, 21, vec![segment(7, 4, 3)]);
+        assert_eq!(
+            outcomes,
+            vec![SegmentOutcome::OutOfOrder {
+                expected_sequence: 12
+            }]
+        );
+        assert_eq!(state.producers[&7].recent.len(), IDEMPOTENCE_WINDOW);
+    }
+
+    #[test]
+    fn the_window_survives_a_restart_from_stored_records() {
+        // Goal: the window is replicated state, restored from the stored producer records.
+        // Method: write the records to a real engine, restore, retry an old request.
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let engine = runtime
+            .block_on(crate::storage::RocksEngine::open(
+                dir.path(),
+                crate::storage::rocks::RocksTuning::default(),
+            ))
+            .unwrap();
+        let mut state = fresh();
+        for i in 0..3 {
+            let (_, writes) = apply(&mut state, i + 1, vec![segment(5, i * 10, 10)]);
+            engine.write(writes).unwrap();
+        }
+        let summary = state.summary();
+        let mut restored = PartitionState::restore(state.partition, &engine, &summary).unwrap();
+        let (outcomes, _) = apply(&mut restored, 9, vec![segment(5, 0, 10)]);
+        assert_eq!(outcomes, vec![SegmentOutcome::Duplicate { base_offset: 0 }]);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct LogStore {
     node_id: NodeId,
     engine: Arc<dyn StorageEngine>,
     commit: GroupCommit,
+    /// Most entry bytes one AppendEntries carries (at least one entry).
+    append_entries_bytes_max: usize,
 }
 
 fn io_error(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl ToString) -> RaftStorageError {
@@ -50,12 +52,14 @@ impl LogStore {
         node_id: NodeId,
         engine: Arc<dyn StorageEngine>,
         commit: GroupCommit,
+        append_entries_bytes_max: usize,
     ) -> Self {
         Self {
             partition,
             node_id,
             engine,
             commit,
+            append_entries_bytes_max,
         }
     }
 
@@ -125,6 +129,17 @@ impl LogStore {
 
     /// Reads the entries with index in `[start, end)`, verifying each checksum.
     pub fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, RaftStorageError> {
+        self.read_entries_within(start, end, usize::MAX)
+    }
+
+    /// The entries with index in `[start, end)` whose stored bytes add up to at most
+    /// `bytes_max`; always the first one, however large, so replication moves on.
+    fn read_entries_within(
+        &self,
+        start: u64,
+        end: u64,
+        bytes_max: usize,
+    ) -> Result<Vec<Entry>, RaftStorageError> {
         if start >= end {
             return Ok(Vec::new());
         }
@@ -138,7 +153,12 @@ impl LogStore {
             .scan(Cf::RaftLog, &from, &to, limit)
             .map_err(|e| logs_error(ErrorVerb::Read, e))?;
         let mut entries = Vec::with_capacity(pairs.len());
+        let mut bytes = 0usize;
         for (key, framed) in pairs {
+            bytes = bytes.saturating_add(framed.len());
+            if !entries.is_empty() && bytes > bytes_max {
+                break;
+            }
             let entry = Self::decode_entry(&key, &framed)?;
             if let Some(prev) = entries.last() {
                 let prev: &Entry = prev;
@@ -176,6 +196,17 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> Result<Vec<Entry>, RaftStorageError> {
         let (start, end) = range_to_bounds(&range);
         self.read_entries(start, end)
+    }
+
+    /// What replication sends in one AppendEntries: bounded by bytes as well as by
+    /// openraft's entry count, so one large entry never rides with others past the
+    /// RPC's time budget (openraft gives an AppendEntries one heartbeat interval).
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, RaftStorageError> {
+        self.read_entries_within(start, end, self.append_entries_bytes_max)
     }
 }
 

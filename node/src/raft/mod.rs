@@ -79,9 +79,14 @@ pub enum CommandResponse {
 pub enum SegmentOutcome {
     /// Appended at `[base_offset, base_offset + events)`.
     Appended { base_offset: u64 },
-    /// A retry of the producer's last request: nothing written, original offsets returned.
+    /// A retry of one of the producer's last requests: nothing written, its original
+    /// offsets returned.
     Duplicate { base_offset: u64 },
-    /// The sequence skips ahead or goes back past the last request: nothing written.
+    /// A retry of a request older than the producer's remembered ones: it is in the log,
+    /// its offsets are forgotten; nothing written.
+    DuplicateSequence { oldest_remembered_sequence: u64 },
+    /// The sequence skips ahead, or overlaps appended ones without repeating a request:
+    /// nothing written.
     OutOfOrder { expected_sequence: u64 },
 }
 
@@ -92,6 +97,24 @@ pub struct RaftTiming {
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
     pub max_payload_entries: u64,
+}
+
+/// Largest snapshot chunk one InstallSnapshot RPC carries.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: u64 = 1 << 20;
+
+/// Room for everything of a peer message besides its entries or snapshot chunk (vote,
+/// log ids, framing), and for a response.
+const PEER_MESSAGE_FRAMING_BYTES: usize = 1 << 20;
+
+/// The largest Raft message a node sends or accepts from a peer: an AppendEntries of
+/// `append_entries_bytes_max` (or one entry that alone is larger, which the produce limits
+/// keep below it) or a snapshot chunk, plus framing. Larger messages are refused by the
+/// transport before they are decoded.
+pub fn peer_message_bytes_max(append_entries_bytes_max: u64) -> usize {
+    let payload = append_entries_bytes_max.max(SNAPSHOT_CHUNK_BYTES_MAX);
+    usize::try_from(payload)
+        .unwrap_or(usize::MAX)
+        .saturating_add(PEER_MESSAGE_FRAMING_BYTES)
 }
 
 /// openraft's config for every group. The Raft log IS the event log: snapshots are never
@@ -106,6 +129,9 @@ pub fn openraft_config(cluster: &str, timing: RaftTiming) -> openraft::Config {
         snapshot_policy: openraft::SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: u64::MAX,
         purge_batch_size: 1024,
+        // Snapshots are small (offsets and producer tables): one chunk, within the peer
+        // message limit.
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES_MAX,
         enable_tick: true,
         ..Default::default()
     };

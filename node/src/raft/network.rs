@@ -26,12 +26,20 @@ use super::TypeConfig;
 use crate::types::{NodeId, PartitionId};
 
 /// Lazily connected gRPC channels to peers, by address.
-#[derive(Default)]
 pub struct PeerChannels {
     channels: Mutex<HashMap<String, Channel>>,
+    /// Largest message sent or accepted ([`super::peer_message_bytes_max`]).
+    message_bytes_max: usize,
 }
 
 impl PeerChannels {
+    pub fn new(message_bytes_max: usize) -> Self {
+        Self {
+            channels: Mutex::new(HashMap::new()),
+            message_bytes_max,
+        }
+    }
+
     pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
         let mut channels = self.channels.lock().expect("peer channel map poisoned");
         if let Some(channel) = channels.get(addr) {
@@ -106,7 +114,9 @@ impl PeerClient {
             .peers
             .channel(&self.addr)
             .map_err(|e| unreachable(&e))?;
-        let mut client = RaftTransportClient::new(channel).max_decoding_message_size(usize::MAX);
+        let mut client = RaftTransportClient::new(channel)
+            .max_decoding_message_size(self.peers.message_bytes_max)
+            .max_encoding_message_size(self.peers.message_bytes_max);
         let mut request = tonic::Request::new(RaftRequest {
             group_id: self.group.0,
             payload: encode(request).into(),

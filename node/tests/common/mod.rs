@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod grpc;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +23,8 @@ pub struct TestNode {
 pub struct TestCluster {
     pub nodes: Vec<TestNode>,
     initial_cluster: String,
+    /// `EVLOG_*` settings every node starts with (limits a test wants small).
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -38,6 +42,11 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl TestCluster {
     /// Starts `n` nodes forming one cluster.
     pub fn start(n: usize) -> TestCluster {
+        Self::start_with_env(n, &[])
+    }
+
+    /// Starts `n` nodes forming one cluster, each with these `EVLOG_*` settings.
+    pub fn start_with_env(n: usize, env: &[(&str, &str)]) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports = free_ports(n);
         let initial_cluster = ports
@@ -60,6 +69,10 @@ impl TestCluster {
         let mut cluster = TestCluster {
             nodes,
             initial_cluster,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _dir: dir,
         };
         for id in 1..=n as u64 {
@@ -91,6 +104,7 @@ impl TestCluster {
             .arg(&node.data_dir)
             .args(["--initial-cluster", &initial_cluster])
             .env("EVLOG_LOG", "info,openraft=warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::from(log.try_clone().expect("clone log")))
             .stderr(Stdio::from(log))
             .spawn()
@@ -146,6 +160,16 @@ impl TestCluster {
 
     pub fn log_tail(&self, id: u64) -> String {
         tail(&self.node(id).log_path)
+    }
+
+    /// Everything node `id` has logged so far.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.node(id).log_path).unwrap_or_default()
+    }
+
+    /// The OS process id of node `id`, while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.node(id).child.as_ref().map(Child::id)
     }
 }
 

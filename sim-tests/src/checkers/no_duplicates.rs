@@ -1,7 +1,10 @@
-//! Checker 2: integrity of the logs as a whole. No event appears twice, unless its
-//! producer never learned the outcome (then the duplicates are counted and reported, not
-//! excused silently); no event appears that no producer sent (a corrupt or invented
-//! event); no event appears whose publish was refused.
+//! Checker 2: integrity of the logs as a whole, and the idempotence window. No event
+//! appears twice, unless its producer never learned the outcome (then the duplicates are
+//! counted and reported, not excused silently); no event appears that no producer sent (a
+//! corrupt or invented event); no event appears whose publish was refused. And no retry is
+//! answered DUPLICATE_SEQUENCE ("in the log, offsets forgotten"): producers keep at most 5
+//! requests in flight per partition, and the node remembers the last 5 of each producer,
+//! so every retry must get its original offsets.
 
 use std::collections::HashMap;
 
@@ -33,6 +36,11 @@ pub fn check(history: &History) -> Verdict {
                 show(payload),
                 places[0].0,
                 places[0].1
+            )),
+            (Outcome::OffsetsForgotten(reason), n) => verdict.violations.push(format!(
+                "{}: a retry within the idempotence window of 5 lost its offsets ({reason}); \
+                 found {n} times",
+                show(payload)
             )),
             (_, 1) => {}
             (Outcome::Unknown(_), n) => {
@@ -102,5 +110,13 @@ mod tests {
         assert!(!check(&history(acked(), &["a", "b"])).passed(), "phantom");
         let refused = Outcome::Failed("invalid".into());
         assert!(!check(&history(refused, &["a"])).passed(), "refused");
+    }
+
+    #[test]
+    fn catches_a_retry_that_lost_its_offsets_inside_the_window() {
+        let forgotten = Outcome::OffsetsForgotten("DUPLICATE_SEQUENCE".into());
+        let verdict = check(&history(forgotten, &["a"]));
+        assert!(!verdict.passed());
+        assert!(verdict.violations[0].contains("idempotence window"));
     }
 }

@@ -1,0 +1,151 @@
+//! A node-wide memory budget: bytes that requests and subscriptions may hold at once, all
+//! partitions together (`memory.produce_bytes_max`, `memory.subscribe_bytes_max`).
+//!
+//! Whoever holds bytes holds a [`BudgetPermit`] for them; dropping it gives them back.
+//! Waiting for room is fair (first come, first served), so a large request is not starved
+//! by a stream of small ones, and every wait is bounded by its caller.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// One budget, cheap to clone (clones share the bytes).
+#[derive(Clone, Debug)]
+pub struct MemoryBudget {
+    /// The config field that sets it, for refusals that name their limit.
+    name: &'static str,
+    bytes_max: usize,
+    semaphore: Arc<Semaphore>,
+}
+
+/// Bytes held from a [`MemoryBudget`]; given back on drop.
+#[derive(Debug)]
+pub struct BudgetPermit {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// The budget stayed full for the whole wait.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "{name} is full: {in_use} of {bytes_max} bytes in use, {wanted} more wanted for {waited_ms} ms"
+)]
+pub struct BudgetExhausted {
+    pub name: &'static str,
+    pub bytes_max: usize,
+    pub in_use: usize,
+    pub wanted: usize,
+    pub waited_ms: u64,
+}
+
+impl MemoryBudget {
+    /// A budget of `bytes_max` bytes, named after the config field `name`.
+    pub fn new(name: &'static str, bytes_max: usize) -> Self {
+        // tokio's semaphore holds at most usize::MAX >> 3 permits.
+        let bytes_max = bytes_max.clamp(1, usize::MAX >> 3);
+        Self {
+            name,
+            bytes_max,
+            semaphore: Arc::new(Semaphore::new(bytes_max)),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn bytes_max(&self) -> usize {
+        self.bytes_max
+    }
+
+    /// Bytes held right now.
+    pub fn in_use(&self) -> usize {
+        self.bytes_max - self.semaphore.available_permits()
+    }
+
+    /// Takes `bytes` (at least 1, at most the whole budget), waiting up to `wait` for
+    /// them. Callers check sizes against the budget first: asking for more than the whole
+    /// budget takes all of it, it never waits forever.
+    pub async fn acquire(
+        &self,
+        bytes: usize,
+        wait: Duration,
+    ) -> Result<BudgetPermit, BudgetExhausted> {
+        let wanted = self.permits_for(bytes);
+        let acquire = self.semaphore.clone().acquire_many_owned(wanted);
+        match crate::rt::timeout(wait, acquire).await {
+            Some(Ok(permit)) => Ok(BudgetPermit {
+                _permit: Some(permit),
+            }),
+            Some(Err(_closed)) => unreachable!("a memory budget's semaphore is never closed"),
+            None => Err(BudgetExhausted {
+                name: self.name,
+                bytes_max: self.bytes_max,
+                in_use: self.in_use(),
+                wanted: bytes,
+                waited_ms: wait.as_millis() as u64,
+            }),
+        }
+    }
+
+    /// Takes `bytes` only if they are free now.
+    pub fn try_acquire(&self, bytes: usize) -> Option<BudgetPermit> {
+        let permit = self
+            .semaphore
+            .clone()
+            .try_acquire_many_owned(self.permits_for(bytes))
+            .ok()?;
+        Some(BudgetPermit {
+            _permit: Some(permit),
+        })
+    }
+
+    fn permits_for(&self, bytes: usize) -> u32 {
+        let bytes = bytes.clamp(1, self.bytes_max);
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
+impl BudgetPermit {
+    /// A permit that holds nothing (for callers outside any budget, e.g. tests).
+    pub fn none() -> Self {
+        Self { _permit: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bytes_come_back_when_the_permit_is_dropped() {
+        // Goal: the budget bounds what is held at once and refuses after the wait.
+        // Method: take most of it, fail to take more, drop, take again.
+        let budget = MemoryBudget::new("memory.test_bytes_max", 100);
+        let held = budget.acquire(80, Duration::ZERO).await.unwrap();
+        assert_eq!(budget.in_use(), 80);
+        let refused = budget
+            .acquire(30, Duration::from_millis(5))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.name, "memory.test_bytes_max");
+        assert_eq!((refused.in_use, refused.wanted), (80, 30));
+        assert!(budget.try_acquire(30).is_none());
+        drop(held);
+        assert_eq!(budget.in_use(), 0);
+        assert!(budget.try_acquire(30).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gets_the_bytes_freed_during_its_wait() {
+        let budget = MemoryBudget::new("memory.test_bytes_max", 10);
+        let held = budget.acquire(10, Duration::ZERO).await.unwrap();
+        let waiter = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.acquire(4, Duration::from_secs(5)).await })
+        };
+        tokio::task::yield_now().await;
+        drop(held);
+        assert!(waiter.await.unwrap().is_ok());
+    }
+}
