@@ -76,6 +76,8 @@ type InFlight = Pin<Box<dyn Future<Output = (u64, Option<Result<u64, ClientError
 
 /// A request in flight, as the lane tracks it.
 struct Sent {
+    /// How many requests the lane had started before this one.
+    number: u64,
     waiters: Vec<Waiter>,
     abort: AbortHandle,
 }
@@ -92,6 +94,8 @@ pub(crate) struct Lane {
     queue_bytes: usize,
     /// Requests in flight under `producer_id`, by first sequence.
     sent: BTreeMap<u64, Sent>,
+    /// Requests started so far (numbers them).
+    requests_started: u64,
     /// A request failed for good: switch producer ids once nothing is in flight.
     must_rotate: bool,
     /// Events taken from the channel, and events acknowledged or failed.
@@ -119,6 +123,7 @@ impl Lane {
             queue: VecDeque::new(),
             queue_bytes: 0,
             sent: BTreeMap::new(),
+            requests_started: 0,
             must_rotate: false,
             received: 0,
             completed: 0,
@@ -163,9 +168,15 @@ impl Lane {
         }
     }
 
-    /// Whether a new request may start now.
+    /// Whether a new request may start now: at most `max_in_flight_per_partition`
+    /// requests from the oldest one still unanswered to the new one, answered or not.
+    /// Counting the answered ones in between matters: they were appended after the
+    /// unanswered one, and the node remembers only a producer's last 5 requests, so a
+    /// retry of the oldest must still be among them.
     fn can_send(&self) -> bool {
-        !self.must_rotate && self.sent.len() < self.config.max_in_flight_per_partition
+        let oldest = self.sent.values().map(|sent| sent.number).min();
+        let span = oldest.map_or(0, |oldest| self.requests_started - oldest);
+        !self.must_rotate && span < self.config.max_in_flight_per_partition as u64
     }
 
     /// Takes `first` and whatever else is already waiting, up to one batch's worth.
@@ -242,7 +253,16 @@ impl Lane {
         self.next_sequence += waiters.len() as u64;
         let behind_another = !self.sent.is_empty();
         let (abort, registration) = AbortHandle::new_pair();
-        self.sent.insert(first_sequence, Sent { waiters, abort });
+        let number = self.requests_started;
+        self.requests_started += 1;
+        self.sent.insert(
+            first_sequence,
+            Sent {
+                number,
+                waiters,
+                abort,
+            },
+        );
         let client = self.client.clone();
         let send = Abortable::new(
             async move { produce(&client, request, behind_another).await },
@@ -520,9 +540,12 @@ mod tests {
         assert_eq!(started.len(), 3);
         assert_eq!(l.sent.keys().copied().collect::<Vec<_>>(), vec![0, 2, 4]);
         assert_eq!(l.next_sequence, 6);
-        // An answer frees a slot for the next batch.
+        // An answer of a later request frees no slot: the oldest is still unanswered,
+        // and a retry of it must stay within the node's window of remembered requests.
         l.finish(2, Ok(50));
-        assert!(l.can_send());
+        assert!(!l.can_send());
+        l.finish(0, Ok(48));
+        assert!(l.can_send(), "the oldest answered: room for one more");
     }
 
     #[tokio::test]

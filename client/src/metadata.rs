@@ -235,9 +235,12 @@ impl State {
         cluster: pb::DescribeClusterResponse,
         topics: Vec<pb::TopicDescription>,
     ) {
+        // A node that has not registered its client address yet is listed without one:
+        // it cannot be reached until it has.
         self.nodes = cluster
             .nodes
             .into_iter()
+            .filter(|n| !n.addr.trim().is_empty())
             .map(|n| (n.node_id, normalize_addr(&n.addr)))
             .collect();
         if let Some(addr) = cluster
@@ -272,7 +275,11 @@ fn merge_topic(t: &pb::TopicDescription, old: Option<&TopicMeta>) -> TopicMeta {
             PartitionMeta {
                 replicas: p.replicas.clone(),
                 leader_id: p.leader_id.or(keep.and_then(|o| o.leader_id)),
-                leader_addr: keep.and_then(|o| o.leader_addr.clone()),
+                leader_addr: p
+                    .leader_addr
+                    .as_deref()
+                    .map(normalize_addr)
+                    .or_else(|| keep.and_then(|o| o.leader_addr.clone())),
                 next_replica: old.map_or(0, |o| o.next_replica),
             }
         })
@@ -580,6 +587,23 @@ mod tests {
         let mut s = State::new(&["http://boot:1".to_string()]);
         s.merge(cluster(3), vec![topic("t", vec![part(&[1, 2, 3], leader)])]);
         s
+    }
+
+    #[test]
+    fn unregistered_nodes_are_not_routed_to_and_leader_addresses_are_followed() {
+        // Goal: a node listed without a client address (not registered yet) is never
+        // picked; a partition's leader address from the answer is used as is.
+        let mut answer = cluster(3);
+        answer.nodes[1].addr.clear();
+        let mut p = part(&[1, 2, 3], Some(2));
+        let mut s = State::new(&["boot:1".to_string()]);
+        s.merge(answer.clone(), vec![topic("t", vec![p.clone()])]);
+        assert!(!s.nodes.contains_key(&2));
+        assert!(s.all_addrs().iter().all(|a| !a.is_empty()));
+        assert_ne!(s.pick(&route()).as_deref(), Some(""));
+        p.leader_addr = Some("http://n2:7101".into());
+        s.merge(answer, vec![topic("t", vec![p])]);
+        assert_eq!(s.pick(&route()).as_deref(), Some("n2:7101"));
     }
 
     #[test]

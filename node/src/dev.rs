@@ -36,12 +36,16 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const LINE_BYTES_MAX: u64 = 64 * 1024;
 /// The dev cluster only ever listens on loopback.
 const HOST: &str = "127.0.0.1";
+/// A node's peer port is this far above its client port.
+const PEER_PORT_OFFSET: u32 = 100;
 /// Variables that would give every child the same identity: children get flags instead.
 /// Tuning variables (`EVLOG_RAFT__...`) pass through, so a dev cluster can be tuned.
 const IDENTITY_ENV_VARS: &[&str] = &[
     "EVLOG_NODE_ID",
     "EVLOG_LISTEN",
     "EVLOG_ADVERTISE",
+    "EVLOG_PEER_LISTEN",
+    "EVLOG_PEER_ADVERTISE",
     "EVLOG_DATA_DIR",
     "EVLOG_INITIAL_CLUSTER",
 ];
@@ -55,7 +59,8 @@ pub struct DevArgs {
     /// Directory holding the nodes' data directories (node-1, node-2, ...).
     #[arg(long, default_value = ".evlog-dev")]
     pub data_dir: PathBuf,
-    /// Port of node 1; node i listens on base-port + i - 1.
+    /// Client port of node 1; node i listens for clients on base-port + i - 1 and for
+    /// its peers on base-port + 100 + i - 1.
     #[arg(long, default_value_t = 7101)]
     pub base_port: u16,
     /// Delete the data directory first: start an empty cluster.
@@ -68,10 +73,11 @@ impl DevArgs {
         if !(1..=MAX_NODES).contains(&self.nodes) {
             bail!("--nodes {} is out of range: 1 to {MAX_NODES}", self.nodes);
         }
-        let last_port = u32::from(self.base_port) + u32::from(self.nodes) - 1;
+        let last_port = u32::from(self.base_port) + PEER_PORT_OFFSET + u32::from(self.nodes) - 1;
         if self.base_port == 0 || last_port > u32::from(u16::MAX) {
             bail!(
-                "--base-port {} does not leave room for {} ports (1 to 65535)",
+                "--base-port {} does not leave room for {} client and peer ports (1 to 65535; \
+                 peer ports are {PEER_PORT_OFFSET} above client ports)",
                 self.base_port,
                 self.nodes
             );
@@ -82,14 +88,22 @@ impl DevArgs {
         Ok(())
     }
 
-    /// The cluster's members: node i on `127.0.0.1:(base_port + i - 1)`.
+    /// The cluster's members by peer address: node i on `127.0.0.1:(base_port + 100 + i - 1)`.
     pub fn peers(&self) -> Vec<Peer> {
         (1..=self.nodes)
             .map(|i| Peer {
                 id: u64::from(i),
-                addr: format!("{HOST}:{}", u32::from(self.base_port) + u32::from(i) - 1),
+                addr: format!(
+                    "{HOST}:{}",
+                    u32::from(self.base_port) + PEER_PORT_OFFSET + u32::from(i) - 1
+                ),
             })
             .collect()
+    }
+
+    /// Node `id`'s client address: `127.0.0.1:(base_port + id - 1)`.
+    pub fn client_addr(&self, id: u64) -> String {
+        format!("{HOST}:{}", u64::from(self.base_port) + id - 1)
     }
 
     fn node_dir(&self, id: u64) -> PathBuf {
@@ -102,7 +116,7 @@ pub fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     args.validate()?;
     let peers = args.peers();
     prepare_data_dir(&args)?;
-    check_ports_free(&peers)?;
+    check_ports_free(&args, &peers)?;
     let exe = std::env::current_exe().context("cannot locate this executable to spawn nodes")?;
 
     // Listen for signals before spawning, so that none is lost in between.
@@ -115,7 +129,14 @@ pub fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     let initial_cluster = format_initial_cluster(&peers);
     let mut nodes: Vec<DevNode> = Vec::with_capacity(peers.len());
     for peer in &peers {
-        match DevNode::spawn(&exe, peer, &args.node_dir(peer.id), &initial_cluster) {
+        let client_addr = args.client_addr(peer.id);
+        match DevNode::spawn(
+            &exe,
+            peer,
+            &client_addr,
+            &args.node_dir(peer.id),
+            &initial_cluster,
+        ) {
             Ok(node) => nodes.push(node),
             Err(error) => {
                 stop_all(&mut nodes);
@@ -143,6 +164,7 @@ impl DevNode {
     fn spawn(
         exe: &Path,
         peer: &Peer,
+        client_addr: &str,
         data_dir: &Path,
         initial_cluster: &str,
     ) -> anyhow::Result<Self> {
@@ -151,6 +173,8 @@ impl DevNode {
             .arg("--node-id")
             .arg(peer.id.to_string())
             .arg("--listen")
+            .arg(client_addr)
+            .arg("--peer-listen")
             .arg(&peer.addr)
             .arg("--data-dir")
             .arg(data_dir)
@@ -372,15 +396,16 @@ fn prepare_data_dir(args: &DevArgs) -> anyhow::Result<()> {
 }
 
 /// Fails early, with a hint, when a port is taken (often: another dev cluster is running).
-fn check_ports_free(peers: &[Peer]) -> anyhow::Result<()> {
+fn check_ports_free(args: &DevArgs, peers: &[Peer]) -> anyhow::Result<()> {
     for peer in peers {
-        if let Err(error) = TcpListener::bind(&peer.addr) {
-            bail!(
-                "cannot use {} for node {}: {error} (is another dev cluster running? \
-                 try --base-port)",
-                peer.addr,
-                peer.id
-            );
+        for addr in [args.client_addr(peer.id), peer.addr.clone()] {
+            if let Err(error) = TcpListener::bind(&addr) {
+                bail!(
+                    "cannot use {addr} for node {}: {error} (is another dev cluster running? \
+                     try --base-port)",
+                    peer.id
+                );
+            }
         }
     }
     Ok(())
@@ -389,7 +414,7 @@ fn check_ports_free(peers: &[Peer]) -> anyhow::Result<()> {
 fn print_banner(args: &DevArgs, peers: &[Peer], exe: &Path) {
     let bootstrap = peers
         .iter()
-        .map(|peer| peer.addr.as_str())
+        .map(|peer| args.client_addr(peer.id))
         .collect::<Vec<_>>()
         .join(",");
     let data_dir = fs::canonicalize(&args.data_dir).unwrap_or_else(|_| args.data_dir.clone());
@@ -401,8 +426,9 @@ fn print_banner(args: &DevArgs, peers: &[Peer], exe: &Path) {
     for peer in peers {
         let dir = args.node_dir(peer.id);
         text.push_str(&format!(
-            "    node {}  {}  {}\n",
+            "    node {}  clients {}  peers {}  {}\n",
             peer.id,
+            args.client_addr(peer.id),
             peer.addr,
             dir.display()
         ));
@@ -450,22 +476,23 @@ mod tests {
 
     #[test]
     fn peers_are_numbered_from_one_on_consecutive_ports() {
-        // Goal: node i listens on base + i - 1 and the list parses back as a cluster.
-        // Method: 3 nodes from 7101, formatted and compared.
+        // Goal: node i listens for clients on base + i - 1 and for peers 100 above, and
+        // the peer list parses back as a cluster. Method: 3 nodes from 7101, compared.
         let peers = args(3, 7101).peers();
         assert_eq!(
             format_initial_cluster(&peers),
-            "1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103"
+            "1=127.0.0.1:7201,2=127.0.0.1:7202,3=127.0.0.1:7203"
         );
-        assert_eq!(args(9, 65527).peers()[8].addr, "127.0.0.1:65535");
+        assert_eq!(args(3, 7101).client_addr(2), "127.0.0.1:7102");
+        assert_eq!(args(9, 65427).peers()[8].addr, "127.0.0.1:65535");
     }
 
     #[test]
     fn validate_rejects_node_counts_and_ports_out_of_range() {
         // Goal: 1-9 nodes whose ports all fit. Method: the edges on both sides.
         assert!(args(1, 7101).validate().is_ok());
-        assert!(args(MAX_NODES, 65527).validate().is_ok());
-        for bad in [args(0, 7101), args(10, 7101), args(3, 0), args(3, 65534)] {
+        assert!(args(MAX_NODES, 65427).validate().is_ok());
+        for bad in [args(0, 7101), args(10, 7101), args(3, 0), args(3, 65434)] {
             assert!(bad.validate().is_err(), "{bad:?} was accepted");
         }
     }

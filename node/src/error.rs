@@ -22,6 +22,12 @@ pub enum NodeError {
         found: u64,
         expected: u64,
     },
+    #[error("data dir {data_dir} belongs to cluster {found:?}, but this node is configured for cluster {expected:?}: refusing to start")]
+    WrongCluster {
+        data_dir: String,
+        found: String,
+        expected: String,
+    },
     #[error("cannot listen on {addr}: {message}")]
     Listen { addr: String, message: String },
 }

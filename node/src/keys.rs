@@ -67,6 +67,9 @@ pub enum PartitionStateKind {
 /// Key of `meta`: this data dir's node id (a node refuses a data dir of another node).
 pub const META_NODE_ID: &[u8] = b"node_id";
 
+/// Key of `meta`: this data dir's cluster id (a node refuses a data dir of another cluster).
+pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
+
 pub fn partition_prefix(partition: PartitionId) -> [u8; 8] {
     partition.0.to_be_bytes()
 }

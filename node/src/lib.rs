@@ -40,8 +40,10 @@ pub mod node;
 pub mod partition;
 pub mod raft;
 pub mod rt;
+pub mod server;
 pub mod sim_hooks;
 pub mod storage;
+pub mod throttle;
 pub mod types;
 
 pub use error::NodeError;

@@ -30,16 +30,25 @@ mod cli {
         /// This node's id (>= 1), unique in the cluster.
         #[arg(long, value_name = "ID")]
         node_id: Option<u64>,
-        /// Socket address to bind, for clients and peers.
+        /// The cluster's id, the same on every node (default: evlog).
+        #[arg(long, value_name = "ID")]
+        cluster_id: Option<String>,
+        /// Socket address of the client listener.
         #[arg(long, value_name = "IP:PORT")]
         listen: Option<String>,
-        /// Address others use to reach this node (default: --listen).
+        /// Address clients use to reach this node (default: --listen).
         #[arg(long, value_name = "HOST:PORT")]
         advertise: Option<String>,
+        /// Socket address of the peer listener (Raft between nodes only).
+        #[arg(long, value_name = "IP:PORT")]
+        peer_listen: Option<String>,
+        /// Address the other nodes use to reach the peer listener (default: --peer-listen).
+        #[arg(long, value_name = "HOST:PORT")]
+        peer_advertise: Option<String>,
         /// Directory of this node's data.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
-        /// The initial voters, this node included.
+        /// The initial voters by peer address, this node included.
         #[arg(long, value_name = "ID=HOST:PORT,...")]
         initial_cluster: Option<String>,
         /// TOML config file.
@@ -94,8 +103,11 @@ mod cli {
     fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
         let overrides = FlagOverrides {
             node_id: cli.node_id,
+            cluster_id: cli.cluster_id.clone(),
             listen: cli.listen.clone(),
             advertise: cli.advertise.clone(),
+            peer_listen: cli.peer_listen.clone(),
+            peer_advertise: cli.peer_advertise.clone(),
             data_dir: cli.data_dir.clone(),
             initial_cluster: cli
                 .initial_cluster

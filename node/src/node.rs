@@ -1,30 +1,26 @@
 //! Start-up and shut-down of a node: opens storage, starts the metadata group, the
-//! reconciler and the gRPC server; on shutdown stops accepting, lets in-flight writes
-//! finish, stops every Raft group and syncs storage.
+//! reconciler, the registration of its client address and the two gRPC servers (clients,
+//! peers); on shutdown stops accepting, lets in-flight writes finish, stops every Raft
+//! group and syncs storage.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use evlog_proto::evlog::v1::admin_server::AdminServer;
-use evlog_proto::evlog::v1::event_log_server::EventLogServer;
-use evlog_proto::raft::v1::raft_transport_server::RaftTransportServer;
 use openraft::BasicNode;
 use tokio::sync::watch;
 
-use crate::api::admin::AdminService;
-use crate::api::event_log::EventLogService;
 use crate::api::{ApiContext, ApiLimits};
 use crate::config::Config;
 use crate::keys::{self, Cf};
-use crate::metadata::{reconciler, MetadataGroup};
+use crate::metadata::{reconciler, registration, MetadataGroup};
 use crate::partition::budget::MemoryBudget;
 use crate::partition::produce::BatchLimits;
 use crate::partition::{Registry, ReplicaContext};
-use crate::raft::network::PeerChannels;
-use crate::raft::transport::{RaftGroups, TransportService};
+use crate::raft::network::{PeerChannels, PeerIdentity};
+use crate::raft::transport::{PeerServices, RegisterRefusal, TransportService};
 use crate::raft::{openraft_config, peer_message_bytes_max, Raft, RaftTiming};
+use crate::server::{self, ServerHandle};
 use crate::storage::rocks::RocksTuning;
 use crate::storage::{GroupCommit, RocksEngine, StorageEngine, WriteBatch};
 use crate::types::{NodeId, PartitionId};
@@ -38,21 +34,34 @@ pub struct Node {
     metadata: Arc<MetadataGroup>,
     registry: Arc<Registry>,
     shutdown_tx: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    client_server: ServerHandle,
+    peer_server: ServerHandle,
 }
 
+/// What the peer listener serves: this node's Raft groups and, on the metadata leader,
+/// the registration of client addresses.
 struct Groups {
     metadata: Arc<MetadataGroup>,
     registry: Arc<Registry>,
+    request_timeout: Duration,
 }
 
-impl RaftGroups for Groups {
+#[tonic::async_trait]
+impl PeerServices for Groups {
     fn raft(&self, group: PartitionId) -> Option<Raft> {
         if group == PartitionId::METADATA {
             Some(self.metadata.raft.clone())
         } else {
             self.registry.get(group).map(|r| r.raft.clone())
         }
+    }
+
+    async fn register_node(
+        &self,
+        node_id: NodeId,
+        client_addr: String,
+    ) -> Result<(), RegisterRefusal> {
+        registration::propose(&self.metadata, node_id, client_addr, self.request_timeout).await
     }
 }
 
@@ -89,16 +98,14 @@ impl Node {
         if let Err(e) = engine.sync() {
             crate::rt::crash(&format!("fsync failed at start-up: {e}"));
         }
-        let addr: SocketAddr = config.listen.parse().map_err(|e| NodeError::Listen {
-            addr: config.listen.clone(),
-            message: format!("{e}"),
-        })?;
-        probe_listen(addr)?;
+        let client_addr = server::probe_listen(&config.listen)?;
+        let peer_addr = server::probe_listen(&config.peer_listen)?;
         let commit = GroupCommit::start(
             engine.clone(),
             config.storage.group_commit_max_waiters as usize,
         );
         let ctx = replica_context(&config, engine.clone(), commit.clone());
+        let peers = ctx.peers.clone();
         let initial: BTreeMap<NodeId, BasicNode> = config
             .initial_cluster
             .iter()
@@ -113,8 +120,16 @@ impl Node {
             registry.clone(),
             shutdown_rx.clone(),
         ));
+        crate::rt::spawn(registration::run(
+            config.node_id,
+            config.advertise_addr().to_owned(),
+            metadata.clone(),
+            peers.clone(),
+            shutdown_rx.clone(),
+        ));
         let api = ApiContext {
             node_id: config.node_id,
+            cluster_id: Arc::from(config.cluster_id.as_str()),
             metadata: metadata.clone(),
             registry: registry.clone(),
             limits: api_limits(&config),
@@ -123,10 +138,18 @@ impl Node {
         let groups = Arc::new(Groups {
             metadata: metadata.clone(),
             registry: registry.clone(),
+            request_timeout: Duration::from_millis(config.produce.request_timeout_ms),
         });
-        let peer_message_max = peer_message_bytes_max(config.raft.append_entries_bytes_max);
-        let server = serve(addr, api, groups, peer_message_max, shutdown_rx);
-        tracing::info!(node_id = config.node_id, listen = %config.listen, "node started");
+        let transport = TransportService::new(groups, peers.identity().clone());
+        let client_server = server::serve_clients(client_addr, api, shutdown_rx.clone());
+        let peer_server =
+            server::serve_peers(peer_addr, transport, peers.message_bytes_max(), shutdown_rx);
+        tracing::info!(
+            node_id = config.node_id,
+            listen = %config.listen,
+            peer_listen = %config.peer_listen,
+            "node started"
+        );
         Ok(Node {
             config,
             engine,
@@ -134,7 +157,8 @@ impl Node {
             metadata,
             registry,
             shutdown_tx,
-            server,
+            client_server,
+            peer_server,
         })
     }
 
@@ -161,12 +185,9 @@ impl Node {
         tracing::info!(node_id = self.config.node_id, "shutting down");
         let _ = self.shutdown_tx.send(true);
         let grace = Duration::from_millis(self.config.shutdown_grace_ms);
-        match tokio::time::timeout(grace, self.server).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!("server ended with: {e}"),
-            Ok(Err(e)) => tracing::warn!("server task failed: {e}"),
-            Err(_) => tracing::warn!("in-flight requests did not finish within {grace:?}"),
-        }
+        // Client requests first (they may still need the peers to commit), then peers.
+        server::stop(self.client_server, "client", grace).await;
+        server::stop(self.peer_server, "peer", grace).await;
         self.registry.shutdown_all().await;
         if let Err(e) = self.metadata.raft.shutdown().await {
             tracing::warn!("metadata raft shutdown: {e}");
@@ -194,9 +215,13 @@ fn replica_context(
         node_id: config.node_id,
         engine,
         commit,
-        peers: Arc::new(PeerChannels::new(peer_message_bytes_max(
-            config.raft.append_entries_bytes_max,
-        ))),
+        peers: Arc::new(PeerChannels::new(
+            PeerIdentity {
+                cluster_id: config.cluster_id.clone(),
+                node_id: config.node_id,
+            },
+            peer_message_bytes_max(config.raft.append_entries_bytes_max),
+        )),
         raft_config: Arc::new(openraft_config("evlog", timing)),
         append_entries_bytes_max: config.raft.append_entries_bytes_max as usize,
         limits: BatchLimits {
@@ -227,9 +252,13 @@ fn api_limits(config: &Config) -> ApiLimits {
     }
 }
 
-/// A data dir belongs to one node id forever: starting node 2 on node 1's data would
-/// silently corrupt both Raft groups' view of who voted for whom.
+/// A data dir belongs to one node of one cluster forever: starting node 2 on node 1's
+/// data would silently corrupt both Raft groups' view of who voted for whom, and a node of
+/// another cluster would join its groups with a log they never had. The first start
+/// records both; every later start checks them.
 fn claim_data_dir(engine: &dyn StorageEngine, config: &Config) -> Result<(), NodeError> {
+    let data_dir = || config.data_dir.display().to_string();
+    let mut claim = WriteBatch::default();
     match engine.get(Cf::Meta, keys::META_NODE_ID)? {
         Some(bytes) => {
             // Stored data, not an in-process invariant: a bad record is an error, not a panic.
@@ -242,64 +271,35 @@ fn claim_data_dir(engine: &dyn StorageEngine, config: &Config) -> Result<(), Nod
                 })?;
             if found != config.node_id {
                 return Err(NodeError::WrongDataDir {
-                    data_dir: config.data_dir.display().to_string(),
+                    data_dir: data_dir(),
                     found,
                     expected: config.node_id,
                 });
             }
         }
-        None => {
-            let mut batch = WriteBatch::default();
-            batch.put(
-                Cf::Meta,
-                keys::META_NODE_ID.to_vec(),
-                config.node_id.to_be_bytes().to_vec(),
-            );
-            engine.write(batch)?;
+        None => claim.put(
+            Cf::Meta,
+            keys::META_NODE_ID.to_vec(),
+            config.node_id.to_be_bytes().to_vec(),
+        ),
+    }
+    match engine.get(Cf::Meta, keys::META_CLUSTER_ID)? {
+        Some(bytes) if bytes != config.cluster_id.as_bytes() => {
+            return Err(NodeError::WrongCluster {
+                data_dir: data_dir(),
+                found: String::from_utf8_lossy(&bytes).into_owned(),
+                expected: config.cluster_id.clone(),
+            })
         }
+        Some(_) => {}
+        None => claim.put(
+            Cf::Meta,
+            keys::META_CLUSTER_ID.to_vec(),
+            config.cluster_id.as_bytes().to_vec(),
+        ),
+    }
+    if !claim.is_empty() {
+        engine.write(claim)?;
     }
     Ok(())
-}
-
-/// Fails fast with a clear error when the address cannot be bound (in use, not local).
-#[cfg(not(madsim))]
-fn probe_listen(addr: SocketAddr) -> Result<(), NodeError> {
-    std::net::TcpListener::bind(addr)
-        .map(drop)
-        .map_err(|e| NodeError::Listen {
-            addr: addr.to_string(),
-            message: e.to_string(),
-        })
-}
-
-#[cfg(madsim)]
-fn probe_listen(_addr: SocketAddr) -> Result<(), NodeError> {
-    Ok(())
-}
-
-fn serve(
-    addr: SocketAddr,
-    api: ApiContext,
-    groups: Arc<Groups>,
-    peer_message_max: usize,
-    mut shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<Result<(), tonic::transport::Error>> {
-    let message_max = api.limits.request_bytes_max + (1 << 20);
-    let event_log = EventLogServer::new(EventLogService::new(api.clone()))
-        .max_decoding_message_size(message_max)
-        .max_encoding_message_size(message_max);
-    let admin = AdminServer::new(AdminService::new(api));
-    let transport = RaftTransportServer::new(TransportService::new(groups))
-        .max_decoding_message_size(peer_message_max)
-        .max_encoding_message_size(peer_message_max);
-    crate::rt::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(event_log)
-            .add_service(admin)
-            .add_service(transport)
-            .serve_with_shutdown(addr, async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            })
-            .await
-    })
 }

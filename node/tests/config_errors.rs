@@ -47,12 +47,31 @@ fn every_config_problem_is_reported_at_once_with_exit_code_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/evlog.toml"));
 }
 
-/// Runs node 1 on `data` for a second, then stops it with SIGTERM; true if it ran and
-/// stopped cleanly.
-fn run_node_1_briefly(data: &str, addr: &str) -> bool {
+/// Node `id` of cluster `cluster_id`, alone in its initial cluster, on `data`.
+fn node_args(id: &str, cluster_id: &str, data: &str, addr: &str, peer_addr: &str) -> Vec<String> {
+    [
+        "--node-id",
+        id,
+        "--cluster-id",
+        cluster_id,
+        "--listen",
+        addr,
+        "--peer-listen",
+        peer_addr,
+        "--data-dir",
+        data,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain(["--initial-cluster".to_string(), format!("{id}={peer_addr}")])
+    .collect()
+}
+
+/// Runs node 1 of cluster "evlog" on `data` for a second, then stops it with SIGTERM;
+/// true if it ran and stopped cleanly.
+fn run_node_1_briefly(data: &str, addr: &str, peer_addr: &str) -> bool {
     let mut child = Command::new(env!("CARGO_BIN_EXE_evlog-node"))
-        .args(["--node-id", "1", "--listen", addr, "--data-dir", data])
-        .args(["--initial-cluster", &format!("1={addr}")])
+        .args(node_args("1", "evlog", data, addr, peer_addr))
         .env("EVLOG_LOG", "warn")
         .spawn()
         .expect("spawn node 1");
@@ -68,35 +87,39 @@ fn run_node_1_briefly(data: &str, addr: &str) -> bool {
 }
 
 #[test]
-fn a_node_refuses_the_data_dir_of_another_node() {
+fn a_node_refuses_the_data_dir_of_another_node_or_another_cluster() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let data = data.to_str().expect("utf8 path");
     let addr = format!("127.0.0.1:{}", free_port());
+    let peer_addr = format!("127.0.0.1:{}", free_port());
     assert!(
-        run_node_1_briefly(data, &addr),
+        run_node_1_briefly(data, &addr, &peer_addr),
         "node 1 creates its data dir and stops cleanly"
     );
-
-    let out = node(&[
-        "--node-id",
-        "2",
-        "--listen",
-        &addr,
-        "--data-dir",
-        data,
-        "--initial-cluster",
-        &format!("2={addr}"),
-    ]);
-    assert!(!out.status.success());
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(printed.contains("belongs to node 1"), "{printed}");
+    let refusals = [
+        (
+            node_args("2", "evlog", data, &addr, &peer_addr),
+            "belongs to node 1",
+        ),
+        (
+            node_args("1", "other", data, &addr, &peer_addr),
+            "belongs to cluster \"evlog\"",
+        ),
+    ];
+    for (args, expected) in refusals {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = node(&args);
+        assert!(!out.status.success());
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(printed.contains(expected), "{printed}");
+    }
     assert!(
-        run_node_1_briefly(data, &addr),
+        run_node_1_briefly(data, &addr, &peer_addr),
         "node 1 still starts on its data dir"
     );
 }

@@ -64,17 +64,23 @@ impl StorageEngine for Recording {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_syncs_what_it_finds_before_reading_raft_state() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let port = || {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let peer_addr = format!("127.0.0.1:{}", port());
     let config = Config {
         node_id: 1,
-        listen: addr.clone(),
+        listen: format!("127.0.0.1:{}", port()),
+        peer_listen: peer_addr.clone(),
         data_dir: dir.path().to_path_buf(),
-        initial_cluster: vec![Peer { id: 1, addr }],
+        initial_cluster: vec![Peer {
+            id: 1,
+            addr: peer_addr,
+        }],
         ..Config::default()
     };
     // A first run claims the data dir; the restart is what is checked.

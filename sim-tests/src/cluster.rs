@@ -27,8 +27,10 @@ use madsim::runtime::{Handle, NodeHandle};
 
 use crate::disk::{PowerFailure, SimDisk};
 
-/// The port every simulated node listens on.
+/// The port every simulated node listens on for clients.
 pub const PORT: u16 = 7101;
+/// The port every simulated node listens on for its peers (Raft).
+pub const PEER_PORT: u16 = 7201;
 
 /// What the harness can see of a running node: its Raft groups.
 #[derive(Clone)]
@@ -75,6 +77,7 @@ pub fn node_config(id: u64, peers: &[Peer], data_root: &std::path::Path) -> Conf
     let mut config = Config {
         node_id: id,
         listen: format!("{}:{PORT}", node_ip(id)),
+        peer_listen: format!("{}:{PEER_PORT}", node_ip(id)),
         data_dir: data_root.join(format!("node-{id}")),
         initial_cluster: peers.to_vec(),
         ..Config::default()
@@ -117,14 +120,16 @@ impl SimCluster {
         let peers: Vec<Peer> = (1..=n)
             .map(|id| Peer {
                 id,
-                addr: format!("{}:{PORT}", node_ip(id)),
+                addr: format!("{}:{PEER_PORT}", node_ip(id)),
             })
             .collect();
         let start_failures = Arc::new(Mutex::new(Vec::new()));
         let mut cluster = SimCluster {
             handle,
             size: n,
-            addrs: peers.iter().map(|p| p.addr.clone()).collect(),
+            addrs: (1..=n)
+                .map(|id| format!("{}:{PORT}", node_ip(id)))
+                .collect(),
             disks: Vec::new(),
             nodes: Vec::new(),
             views: Vec::new(),

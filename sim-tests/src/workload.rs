@@ -118,6 +118,24 @@ fn client_config(cluster: &SimCluster, deadline_ms: u64) -> ClientConfig {
         .with_request_timeout_ms(deadline_ms.min(5_000))
 }
 
+/// Bytes of every workload payload: its id repeated. Most of a stored entry is then
+/// payload, so a damaged bit (a planted checksum bug) most likely lands in bytes the
+/// checkers compare, not in framing or timestamps they cannot judge.
+pub const PAYLOAD_BYTES: usize = 64;
+
+/// The payload of the event with `id` (`<producer>-<n>`): the id, then spaces and the id
+/// again up to [`PAYLOAD_BYTES`].
+pub fn payload(id: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(PAYLOAD_BYTES.max(id.len()));
+    bytes.extend_from_slice(id.as_bytes());
+    while bytes.len() < PAYLOAD_BYTES {
+        bytes.push(b' ');
+        bytes.extend_from_slice(id.as_bytes());
+    }
+    bytes.truncate(PAYLOAD_BYTES.max(id.len()));
+    bytes
+}
+
 /// A publish that failed: refused for sure, in the log without its offsets, or of
 /// unknown outcome.
 pub fn outcome_of(error: &ClientError) -> Outcome {
@@ -341,7 +359,7 @@ pub async fn produce(
                 .clone();
             (topic, rng.gen_range(0..16u32))
         };
-        let payload = format!("{name}-{n}").into_bytes();
+        let payload = payload(&format!("{name}-{n}"));
         n += 1;
         in_flight.fetch_add(1, Ordering::SeqCst);
         let send = producer.send(

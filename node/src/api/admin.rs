@@ -12,8 +12,12 @@ use tonic::{Request, Response, Status};
 use super::errors::{self, error, invalid};
 use super::ApiContext;
 use crate::metadata::state::{
-    validate_topic_spec, MetadataCommand, MetadataResponse, TopicInfo, TopicSpec,
+    validate_topic_spec, MetadataCommand, MetadataResponse, MetadataView, TopicInfo, TopicSpec,
 };
+
+fn saturate_u32(value: usize) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
 
 pub struct AdminService {
     ctx: ApiContext,
@@ -24,21 +28,24 @@ impl AdminService {
         Self { ctx }
     }
 
-    fn describe(&self, info: &TopicInfo) -> pb::TopicDescription {
+    fn describe(&self, info: &TopicInfo, view: &MetadataView) -> pb::TopicDescription {
         let partitions = info
             .partitions
             .iter()
             .map(|p| {
                 let replica = self.ctx.registry.get(p.id);
                 let watermark = replica.as_ref().map(|r| *r.watermark().borrow());
+                let leader_id = replica.as_ref().and_then(|r| r.current_leader());
                 pb::PartitionDescription {
                     partition: p.index,
                     group_id: p.id.0,
                     replicas: p.replicas.clone(),
-                    leader_id: replica.as_ref().and_then(|r| r.current_leader()),
+                    leader_id,
                     high_watermark: watermark.map(|w| w.high),
                     log_start_offset: watermark.map(|w| w.log_start),
-                    leader_addr: None,
+                    leader_addr: leader_id
+                        .and_then(|id| view.client_addr(id))
+                        .map(str::to_owned),
                 }
             })
             .collect();
@@ -58,7 +65,7 @@ impl AdminService {
             .metadata
             .propose(command, self.ctx.limits.request_timeout)
             .await
-            .map_err(errors::from_propose)
+            .map_err(|e| errors::from_propose(e, &self.ctx.metadata.view()))
     }
 }
 
@@ -102,7 +109,7 @@ impl Admin for AdminService {
             Ok(MetadataResponse::TopicCreated(info)) => {
                 Ok(Response::new(pb::CreateTopicResponse {
                     error: None,
-                    topic: Some(self.describe(&info)),
+                    topic: Some(self.describe(&info, &self.ctx.metadata.view())),
                 }))
             }
             Ok(MetadataResponse::Refused(refusal)) => respond(errors::from_refusal(refusal)),
@@ -143,7 +150,7 @@ impl Admin for AdminService {
             topics: view
                 .topics
                 .values()
-                .map(|info| self.describe(info))
+                .map(|info| self.describe(info, &view))
                 .collect(),
         }))
     }
@@ -165,7 +172,7 @@ impl Admin for AdminService {
         Ok(Response::new(match view.topics.get(&name) {
             Some(info) => pb::DescribeTopicResponse {
                 error: None,
-                topic: Some(self.describe(info)),
+                topic: Some(self.describe(info, &view)),
             },
             None => pb::DescribeTopicResponse {
                 error: Some(error(
@@ -196,16 +203,21 @@ impl Admin for AdminService {
             nodes: view
                 .nodes
                 .iter()
-                .map(|(id, addr)| pb::NodeDescription {
+                .map(|(id, record)| pb::NodeDescription {
                     node_id: *id,
-                    addr: addr.clone(),
-                    peer_addr: String::new(),
+                    addr: record.client_addr.clone().unwrap_or_default(),
+                    peer_addr: record.peer_addr.clone(),
                 })
                 .collect(),
             metadata_leader_id: self.ctx.metadata.leader().map(|(id, _)| id),
             answered_by: self.ctx.node_id,
             metadata_term: self.ctx.metadata.term(),
-            ..Default::default()
+            produce_limits: Some(pb::ProduceLimits {
+                request_bytes_max: saturate_u32(self.ctx.limits.request_bytes_max),
+                request_events_max: saturate_u32(self.ctx.limits.request_events_max),
+                headers_per_event_max: saturate_u32(self.ctx.limits.headers_per_event_max),
+            }),
+            cluster_id: self.ctx.cluster_id.to_string(),
         }))
     }
 }

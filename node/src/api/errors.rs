@@ -2,7 +2,7 @@
 
 use evlog_proto::evlog::v1 as pb;
 
-use crate::metadata::state::MetadataRefusal;
+use crate::metadata::state::{MetadataRefusal, MetadataView};
 use crate::metadata::ProposeError;
 use crate::partition::produce::ProduceError;
 use crate::partition::read::ReadError;
@@ -28,8 +28,16 @@ pub fn retry_after(
     }
 }
 
-pub fn not_leader(message: impl Into<String>, leader: Option<(NodeId, String)>) -> pb::Error {
-    let (leader_id, leader_addr) = leader.map_or((None, None), |(id, addr)| (Some(id), Some(addr)));
+/// NOT_LEADER, naming the leader by id and by client address when they are known.
+pub fn not_leader(
+    message: impl Into<String>,
+    leader: Option<NodeId>,
+    view: &MetadataView,
+) -> pb::Error {
+    let leader_id = leader;
+    let leader_addr = leader
+        .and_then(|id| view.client_addr(id))
+        .map(str::to_owned);
     pb::Error {
         code: pb::ErrorCode::NotLeader as i32,
         message: message.into(),
@@ -43,9 +51,9 @@ pub fn invalid(message: impl Into<String>) -> pb::Error {
     error(pb::ErrorCode::InvalidArgument, message)
 }
 
-pub fn from_produce(e: ProduceError) -> pb::Error {
+pub fn from_produce(e: ProduceError, view: &MetadataView) -> pb::Error {
     match e {
-        ProduceError::NotLeader { ref leader, .. } => not_leader(e.to_string(), leader.clone()),
+        ProduceError::NotLeader { leader, .. } => not_leader(e.to_string(), leader, view),
         ProduceError::ShuttingDown(_) => error(pb::ErrorCode::ShuttingDown, e.to_string()),
         ProduceError::Raft { .. } => error(pb::ErrorCode::Unavailable, e.to_string()),
         ProduceError::Overloaded { retry_after_ms, .. } => retry_after(
@@ -66,7 +74,7 @@ pub fn from_read(e: ReadError) -> pb::Error {
 /// How long a client should wait before retrying while the cluster forms or elects.
 pub const FORMING_RETRY_AFTER_MS: u32 = 200;
 
-pub fn from_propose(e: ProposeError) -> pb::Error {
+pub fn from_propose(e: ProposeError, view: &MetadataView) -> pb::Error {
     match e {
         ProposeError::NotLeader { leader: None } => retry_after(
             pb::ErrorCode::Unavailable,
@@ -75,7 +83,7 @@ pub fn from_propose(e: ProposeError) -> pb::Error {
             FORMING_RETRY_AFTER_MS,
         ),
         ProposeError::NotLeader { leader } => {
-            not_leader("this node does not lead the metadata group", leader)
+            not_leader("this node does not lead the metadata group", leader, view)
         }
         ProposeError::Unavailable(_) => retry_after(
             pb::ErrorCode::Unavailable,
@@ -89,9 +97,9 @@ pub fn from_refusal(refusal: MetadataRefusal) -> pb::Error {
     let code = match refusal {
         MetadataRefusal::TopicExists(_) => pb::ErrorCode::TopicExists,
         MetadataRefusal::UnknownTopic(_) => pb::ErrorCode::UnknownTopic,
-        MetadataRefusal::NotEnoughNodes { .. } | MetadataRefusal::Invalid(_) => {
-            pb::ErrorCode::InvalidArgument
-        }
+        MetadataRefusal::NotEnoughNodes { .. }
+        | MetadataRefusal::Invalid(_)
+        | MetadataRefusal::UnknownNode(_) => pb::ErrorCode::InvalidArgument,
     };
     error(code, refusal.to_string())
 }

@@ -177,7 +177,7 @@ impl EventLog for EventLogService {
                     "not committed in time; retry with the same sequence",
                 ))
             }
-            Ok(Err(e)) => return produce_error(errors::from_produce(e)),
+            Ok(Err(e)) => return produce_error(errors::from_produce(e, &self.ctx.metadata.view())),
             Ok(Ok(SegmentOutcome::Appended { base_offset })) => (base_offset, false),
             Ok(Ok(SegmentOutcome::Duplicate { base_offset })) => (base_offset, true),
             Ok(Ok(SegmentOutcome::DuplicateSequence {

@@ -38,6 +38,7 @@ pub struct ApiLimits {
 #[derive(Clone)]
 pub struct ApiContext {
     pub node_id: NodeId,
+    pub cluster_id: Arc<str>,
     pub metadata: Arc<MetadataGroup>,
     pub registry: Arc<Registry>,
     pub limits: ApiLimits,
@@ -104,7 +105,7 @@ impl ApiContext {
                 "node {} hosts no replica of {topic}/{index} (replicas: {:?})",
                 self.node_id, placement.replicas
             );
-            return Err(errors::not_leader(message, None));
+            return Err(errors::not_leader(message, None, &view));
         };
         match replica.leadership() {
             Leadership::Leader => Ok(Target {
@@ -115,7 +116,7 @@ impl ApiContext {
             }),
             Leadership::Follower { leader } => {
                 let message = format!("node {} is not the leader of {topic}/{index}", self.node_id);
-                Err(errors::not_leader(message, leader))
+                Err(errors::not_leader(message, leader, &view))
             }
         }
     }

@@ -85,7 +85,7 @@ pub async fn follow(
         }
         if let Leadership::Follower { leader } = target.replica.leadership() {
             let message = format!("node {} no longer leads {}", ctx.node_id, request.topic);
-            return end_with(&tx, not_leader(message, leader)).await;
+            return end_with(&tx, not_leader(message, leader, &ctx.metadata.view())).await;
         }
         let current = *watermark.borrow_and_update();
         if next < current.high {

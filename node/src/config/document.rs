@@ -41,10 +41,19 @@ impl Config {
             }
             out.push_str(line);
             out.push('\n');
+            // An unset optional address has no line of its own: show it commented out.
             if section.is_empty() && trimmed.starts_with("listen = ") && self.advertise.is_none() {
                 out.push('\n');
                 push_doc(&mut out, "advertise");
                 out.push_str("# advertise = \"10.0.0.5:7101\"\n");
+            }
+            if section.is_empty()
+                && trimmed.starts_with("peer_listen = ")
+                && self.peer_advertise.is_none()
+            {
+                out.push('\n');
+                push_doc(&mut out, "peer_advertise");
+                out.push_str("# peer_advertise = \"10.0.0.5:7201\"\n");
             }
         }
         out
@@ -81,14 +90,29 @@ const FIELD_DOCS: &[(&str, &str)] = &[
          Flag --node-id.",
     ),
     (
+        "cluster_id",
+        "The cluster this node belongs to, the same on every node. Every peer message carries\n\
+         it and a node refuses messages of another cluster. Flag --cluster-id.",
+    ),
+    (
         "listen",
-        "Socket address this node binds: gRPC for clients and for the other nodes.\n\
-         Flag --listen.",
+        "Socket address of the client listener (the evlog.v1 API). Flag --listen.",
     ),
     (
         "advertise",
-        "Address the other nodes and clients use to reach this node; default: listen.\n\
-         Required when listen is a wildcard such as 0.0.0.0:7101. Flag --advertise.",
+        "Address clients use to reach this node; default: listen. Required when listen is a\n\
+         wildcard such as 0.0.0.0:7101; in containers, the address published to clients.\n\
+         Flag --advertise.",
+    ),
+    (
+        "peer_listen",
+        "Socket address of the peer listener: the Raft transport between nodes, nothing else.\n\
+         Keep it reachable by the other nodes only. Flag --peer-listen.",
+    ),
+    (
+        "peer_advertise",
+        "Address the other nodes use to reach the peer listener; default: peer_listen. It is\n\
+         this node's address in initial_cluster. Flag --peer-advertise.",
     ),
     (
         "data_dir",
@@ -97,10 +121,11 @@ const FIELD_DOCS: &[(&str, &str)] = &[
     ),
     (
         "initial_cluster",
-        "The initial voters, this node included, the same list on every node; they form the\n\
-         metadata group. Each node's addr must equal its advertise (or listen) address.\n\
-         initial_cluster = [{ id = 1, addr = \"127.0.0.1:7101\" }, { id = 2, addr = \"127.0.0.1:7102\" }]\n\
-         Flag --initial-cluster 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103.",
+        "The initial voters by peer address, this node included, the same list on every node;\n\
+         they form the metadata group. Each node's addr must equal its peer_advertise (or\n\
+         peer_listen) address.\n\
+         initial_cluster = [{ id = 1, addr = \"127.0.0.1:7201\" }, { id = 2, addr = \"127.0.0.1:7202\" }]\n\
+         Flag --initial-cluster 1=127.0.0.1:7201,2=127.0.0.1:7202,3=127.0.0.1:7203.",
     ),
     (
         "shutdown_grace_ms",
@@ -265,6 +290,7 @@ mod tests {
         // and every entry names a real field.
         let config = Config {
             advertise: Some("a:1".to_owned()),
+            peer_advertise: Some("a:2".to_owned()),
             ..Config::default()
         };
         let tree = toml::Table::try_from(&config).expect("serializes");
@@ -289,6 +315,7 @@ mod tests {
         }
         let text = Config::default().to_toml_string();
         assert!(text.contains("# advertise = "), "{text}");
+        assert!(text.contains("# peer_advertise = "), "{text}");
         assert!(text.contains("\n# Most bytes of events in one batch.\nbatch_bytes_max = "));
     }
 }

@@ -123,11 +123,20 @@ impl FlagOverrides {
         if let Some(node_id) = self.node_id {
             config.node_id = node_id;
         }
+        if let Some(cluster_id) = &self.cluster_id {
+            config.cluster_id.clone_from(cluster_id);
+        }
         if let Some(listen) = &self.listen {
             config.listen.clone_from(listen);
         }
         if let Some(advertise) = &self.advertise {
             config.advertise = Some(advertise.clone());
+        }
+        if let Some(peer_listen) = &self.peer_listen {
+            config.peer_listen.clone_from(peer_listen);
+        }
+        if let Some(peer_advertise) = &self.peer_advertise {
+            config.peer_advertise = Some(peer_advertise.clone());
         }
         if let Some(data_dir) = &self.data_dir {
             config.data_dir.clone_from(data_dir);
@@ -463,8 +472,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = write_file(
             &dir,
-            "node_id = 1\ninitial_cluster = [{ id = 1, addr = \"127.0.0.1:7101\" }, \
-             { id = 2, addr = \"127.0.0.1:7102\" }, { id = 3, addr = \"127.0.0.1:7103\" }]\n",
+            "node_id = 1\ninitial_cluster = [{ id = 1, addr = \"127.0.0.1:7201\" }, \
+             { id = 2, addr = \"127.0.0.1:7202\" }, { id = 3, addr = \"127.0.0.1:7203\" }]\n",
         );
         assert_eq!(load_file(&path).expect("loads"), node1());
     }

@@ -7,7 +7,8 @@
 //! fixes a config in one pass instead of one restart per mistake.
 //!
 //! Environment variables name a field by its path: `EVLOG_NODE_ID`, `EVLOG_LISTEN`,
-//! `EVLOG_ADVERTISE`, `EVLOG_DATA_DIR`, `EVLOG_INITIAL_CLUSTER` (flag syntax
+//! `EVLOG_ADVERTISE`, `EVLOG_PEER_LISTEN`, `EVLOG_PEER_ADVERTISE`, `EVLOG_CLUSTER_ID`,
+//! `EVLOG_DATA_DIR`, `EVLOG_INITIAL_CLUSTER` (flag syntax
 //! `1=HOST:PORT,2=HOST:PORT`), and a nested field as `EVLOG_<SECTION>__<FIELD>`, e.g.
 //! `EVLOG_RAFT__HEARTBEAT_INTERVAL_MS=50`. They are applied generically through the TOML tree,
 //! so a new field needs no code here. An `EVLOG_` variable that names no field is an error:
@@ -56,13 +57,21 @@ const MIB: u64 = 1024 * 1024;
 pub struct Config {
     /// This node's id, >= 1. 0 means "not set" and fails validation.
     pub node_id: u64,
-    /// Socket address this node binds (gRPC for clients and peers).
+    /// The cluster this node belongs to: every peer message carries it, and a node refuses
+    /// messages of another cluster and a data dir written by another cluster.
+    pub cluster_id: String,
+    /// Socket address of the client listener (the `evlog.v1` API).
     pub listen: String,
-    /// Address other nodes and clients use to reach this node; `None` means `listen`.
+    /// Address clients use to reach this node; `None` means `listen`.
     pub advertise: Option<String>,
+    /// Socket address of the peer listener (the `raft.v1` transport between nodes only).
+    pub peer_listen: String,
+    /// Address the other nodes use to reach this node's peer listener; `None` means
+    /// `peer_listen`. It is this node's address in `initial_cluster`.
+    pub peer_advertise: Option<String>,
     /// Directory of this node's RocksDB.
     pub data_dir: PathBuf,
-    /// The initial voters, this node included; the same list on every node.
+    /// The initial voters, this node included, by peer address; the same list on every node.
     pub initial_cluster: Vec<Peer>,
     pub raft: RaftConfig,
     pub produce: ProduceConfig,
@@ -78,7 +87,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct Peer {
     pub id: u64,
-    /// `HOST:PORT` the other nodes dial.
+    /// `HOST:PORT` of its peer listener, which the other nodes dial.
     pub addr: String,
 }
 
@@ -147,8 +156,11 @@ pub struct MemoryConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlagOverrides {
     pub node_id: Option<u64>,
+    pub cluster_id: Option<String>,
     pub listen: Option<String>,
     pub advertise: Option<String>,
+    pub peer_listen: Option<String>,
+    pub peer_advertise: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub initial_cluster: Option<Vec<Peer>>,
 }
@@ -187,8 +199,11 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             node_id: 0,
+            cluster_id: "evlog".to_owned(),
             listen: "127.0.0.1:7101".to_owned(),
             advertise: None,
+            peer_listen: "127.0.0.1:7201".to_owned(),
+            peer_advertise: None,
             data_dir: PathBuf::from("./evlog-data"),
             initial_cluster: Vec::new(),
             raft: RaftConfig::default(),
@@ -260,9 +275,14 @@ impl Default for MemoryConfig {
 }
 
 impl Config {
-    /// The address peers and clients use to reach this node: `advertise`, else `listen`.
+    /// The address clients use to reach this node: `advertise`, else `listen`.
     pub fn advertise_addr(&self) -> &str {
         self.advertise.as_deref().unwrap_or(&self.listen)
+    }
+
+    /// The address the other nodes use: `peer_advertise`, else `peer_listen`.
+    pub fn peer_advertise_addr(&self) -> &str {
+        self.peer_advertise.as_deref().unwrap_or(&self.peer_listen)
     }
 }
 
@@ -281,7 +301,7 @@ mod testing {
     pub fn node1() -> Config {
         Config {
             node_id: 1,
-            initial_cluster: peers("1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103"),
+            initial_cluster: peers("1=127.0.0.1:7201,2=127.0.0.1:7202,3=127.0.0.1:7203"),
             ..Config::default()
         }
     }
@@ -319,6 +339,7 @@ mod tests {
         // Method: validate node 1 of a local 3-node cluster built on Config::default().
         assert_eq!(node1().validate().ok(), Some(()));
         assert_eq!(node1().advertise_addr(), "127.0.0.1:7101");
+        assert_eq!(node1().peer_advertise_addr(), "127.0.0.1:7201");
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Config {
         );
     }
 
-    /// Returns whether the advertised address is usable (else it is reported already).
+    /// Returns whether the advertised peer address is usable (else it is reported already).
     fn check_identity(&self, problems: &mut Vec<String>) -> bool {
         if self.node_id == 0 {
             problems.push(
@@ -101,44 +101,58 @@ impl Config {
                     .to_owned(),
             );
         }
+        let id_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if self.cluster_id.is_empty()
+            || self.cluster_id.len() > 64
+            || !self.cluster_id.chars().all(id_ok)
+        {
+            problems.push(format!(
+                "cluster_id {:?} must be 1 to 64 ASCII letters, digits, '.', '_' or '-'",
+                self.cluster_id
+            ));
+        }
+        check_listener(
+            problems,
+            ("listen", &self.listen),
+            ("advertise", &self.advertise),
+        );
         let reported = problems.len();
-        match self.listen.parse::<SocketAddr>() {
-            Err(_) => problems.push(format!(
-                "listen {:?} is not a socket address IP:PORT (e.g. 127.0.0.1:7101 or 0.0.0.0:7101)",
-                self.listen
-            )),
-            Ok(addr) if addr.port() == 0 => problems.push(format!(
-                "listen {:?} has port 0, a random port that peers cannot know",
-                self.listen
-            )),
-            Ok(addr) if addr.ip().is_unspecified() && self.advertise.is_none() => {
+        check_listener(
+            problems,
+            ("peer_listen", &self.peer_listen),
+            ("peer_advertise", &self.peer_advertise),
+        );
+        let peer_advertise_ok = problems.len() == reported;
+        if let (Ok(client), Ok(peer)) = (
+            self.listen.parse::<SocketAddr>(),
+            self.peer_listen.parse::<SocketAddr>(),
+        ) {
+            let clash = client.port() == peer.port()
+                && (client.ip() == peer.ip()
+                    || client.ip().is_unspecified()
+                    || peer.ip().is_unspecified());
+            if clash {
                 problems.push(format!(
-                    "listen {:?} is a wildcard address: set advertise to an address that peers \
-                     and clients can reach",
-                    self.listen
-                ))
-            }
-            Ok(_) => {}
-        }
-        if let Some(advertise) = &self.advertise {
-            if let Err(why) = check_dialable(advertise) {
-                problems.push(format!("advertise {advertise:?} {why}"));
+                    "listen {:?} and peer_listen {:?} are the same socket: clients and peers \
+                     get separate listeners (e.g. 127.0.0.1:7101 and 127.0.0.1:7201)",
+                    self.listen, self.peer_listen
+                ));
             }
         }
-        let advertise_ok = problems.len() == reported;
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir is empty".to_owned());
         }
-        advertise_ok
+        peer_advertise_ok
     }
 
-    /// `advertise_ok`: false when the advertised address was reported as unusable, so a
-    /// mismatch with it would only repeat that.
+    /// `advertise_ok`: false when the advertised peer address was reported as unusable,
+    /// so a mismatch with it would only repeat that.
     fn check_initial_cluster(&self, advertise_ok: bool, problems: &mut Vec<String>) {
         if self.initial_cluster.is_empty() {
             problems.push(
-                "initial_cluster is empty: list every initial voter, this node included \
-                 (e.g. --initial-cluster 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103)"
+                "initial_cluster is empty: list every initial voter by its peer address, this \
+                 node included (e.g. --initial-cluster \
+                 1=127.0.0.1:7201,2=127.0.0.1:7202,3=127.0.0.1:7203)"
                     .to_owned(),
             );
             return;
@@ -172,11 +186,11 @@ impl Config {
         if self.node_id == 0 {
             return; // Already reported; "does not contain node 0" would only add noise.
         }
-        let advertised = self.advertise_addr();
-        let source = if self.advertise.is_some() {
-            "advertise"
+        let advertised = self.peer_advertise_addr();
+        let source = if self.peer_advertise.is_some() {
+            "peer_advertise"
         } else {
-            "listen, as advertise is not set"
+            "peer_listen, as peer_advertise is not set"
         };
         match self.initial_cluster.iter().find(|p| p.id == self.node_id) {
             None => problems.push(format!(
@@ -185,8 +199,8 @@ impl Config {
                 self.node_id
             )),
             Some(me) if advertise_ok && me.addr != advertised => problems.push(format!(
-                "initial_cluster gives this node (node_id {}) the address {:?}, but it \
-                 advertises {advertised:?} ({source}): they must be equal",
+                "initial_cluster gives this node (node_id {}) the address {:?}, but its peer \
+                 address is {advertised:?} ({source}): they must be equal",
                 self.node_id, me.addr
             )),
             Some(_) => {}
@@ -297,6 +311,34 @@ impl StorageConfig {
                 ),
             ],
         );
+    }
+}
+
+/// One listener: its bind address (`IP:PORT`, port not 0, a wildcard only with an
+/// advertised address) and its advertised address (dialable `HOST:PORT`).
+fn check_listener(
+    problems: &mut Vec<String>,
+    (listen_name, listen): (&str, &String),
+    (advertise_name, advertise): (&str, &Option<String>),
+) {
+    match listen.parse::<SocketAddr>() {
+        Err(_) => problems.push(format!(
+            "{listen_name} {listen:?} is not a socket address IP:PORT (e.g. 127.0.0.1:7101 or \
+             0.0.0.0:7101)"
+        )),
+        Ok(addr) if addr.port() == 0 => problems.push(format!(
+            "{listen_name} {listen:?} has port 0, a random port that others cannot know"
+        )),
+        Ok(addr) if addr.ip().is_unspecified() && advertise.is_none() => problems.push(format!(
+            "{listen_name} {listen:?} is a wildcard address: set {advertise_name} to an address \
+             the others can reach"
+        )),
+        Ok(_) => {}
+    }
+    if let Some(advertise) = advertise {
+        if let Err(why) = check_dialable(advertise) {
+            problems.push(format!("{advertise_name} {advertise:?} {why}"));
+        }
     }
 }
 
@@ -413,6 +455,10 @@ mod tests {
         assert_one_problem(&config, &["wildcard", "advertise"]);
         config.advertise = Some("127.0.0.1:7101".to_owned());
         assert_eq!(problems(&config), Vec::<String>::new());
+        config.peer_listen = "0.0.0.0:7201".to_owned();
+        assert_one_problem(&config, &["peer_listen", "wildcard", "peer_advertise"]);
+        config.peer_advertise = Some("127.0.0.1:7201".to_owned());
+        assert_eq!(problems(&config), Vec::<String>::new());
     }
 
     #[test]
@@ -426,8 +472,8 @@ mod tests {
         });
         assert_one_problem(&config, &["node id 2 2 times"]);
         let mut config = node1();
-        config.initial_cluster[2].addr = "127.0.0.1:7102".to_owned();
-        assert_one_problem(&config, &["same address \"127.0.0.1:7102\"", "[2, 3]"]);
+        config.initial_cluster[2].addr = "127.0.0.1:7202".to_owned();
+        assert_one_problem(&config, &["same address \"127.0.0.1:7202\"", "[2, 3]"]);
     }
 
     #[test]
@@ -457,20 +503,48 @@ mod tests {
     }
 
     #[test]
-    fn validate_rejects_own_entry_that_differs_from_advertise() {
-        // Goal: the mismatch names both addresses. Method: advertise, then listen, disagree.
+    fn validate_rejects_own_entry_that_differs_from_peer_advertise() {
+        // Goal: the initial cluster lists peer addresses; the mismatch names both.
+        // Method: peer_advertise, then peer_listen, disagree with node 1's entry.
         let mut config = node1();
-        config.advertise = Some("10.0.0.1:7101".to_owned());
+        config.peer_advertise = Some("10.0.0.1:7201".to_owned());
         assert_one_problem(
             &config,
-            &["\"127.0.0.1:7101\"", "\"10.0.0.1:7101\"", "advertise"],
+            &["\"127.0.0.1:7201\"", "\"10.0.0.1:7201\"", "peer_advertise"],
         );
         let mut config = node1();
-        config.listen = "127.0.0.1:8000".to_owned();
+        config.peer_listen = "127.0.0.1:8000".to_owned();
         assert_one_problem(
             &config,
-            &["\"127.0.0.1:7101\"", "\"127.0.0.1:8000\"", "listen"],
+            &["\"127.0.0.1:7201\"", "\"127.0.0.1:8000\"", "peer_listen"],
         );
+        // The client address is free to differ: it is not a peer address.
+        let mut config = node1();
+        config.advertise = Some("10.0.0.1:9101".to_owned());
+        assert_eq!(problems(&config), Vec::<String>::new());
+    }
+
+    #[test]
+    fn validate_rejects_one_socket_for_clients_and_peers() {
+        // Goal: the peer listener is separate. Method: the same socket, then a wildcard
+        // peer listener on the client port.
+        let mut config = node1();
+        config.peer_listen = config.listen.clone();
+        config.initial_cluster[0].addr = config.listen.clone();
+        assert_one_problem(&config, &["listen", "peer_listen", "same socket"]);
+        let mut config = node1();
+        config.peer_listen = "0.0.0.0:7101".to_owned();
+        config.peer_advertise = Some("127.0.0.1:7201".to_owned());
+        assert_one_problem(&config, &["same socket"]);
+    }
+
+    #[test]
+    fn validate_rejects_a_bad_cluster_id() {
+        for bad in ["", "two words", &"x".repeat(65)] {
+            let mut config = node1();
+            config.cluster_id = bad.to_owned();
+            assert_one_problem(&config, &["cluster_id"]);
+        }
     }
 
     #[test]

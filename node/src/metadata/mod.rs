@@ -3,6 +3,7 @@
 //! replicas follow placement.
 
 pub mod reconciler;
+pub mod registration;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use state::{MetadataCommand, MetadataResponse, MetadataState, MetadataView};
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ProposeError {
     #[error("this node does not lead the metadata group")]
-    NotLeader { leader: Option<(NodeId, String)> },
+    NotLeader { leader: Option<NodeId> },
     #[error("metadata group unavailable: {0}")]
     Unavailable(String),
 }
@@ -73,7 +74,7 @@ impl MetadataGroup {
         self.view.clone()
     }
 
-    /// Current leader of the metadata group and its address, as seen here.
+    /// Current leader of the metadata group and its peer address, as seen here.
     pub fn leader(&self) -> Option<(NodeId, String)> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
@@ -113,9 +114,7 @@ impl MetadataGroup {
             },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 Err(ProposeError::NotLeader {
-                    leader: forward
-                        .leader_id
-                        .zip(forward.leader_node.map(|node| node.addr)),
+                    leader: forward.leader_id,
                 })
             }
             Err(other) => Err(ProposeError::Unavailable(other.to_string())),

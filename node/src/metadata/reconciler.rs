@@ -64,7 +64,10 @@ async fn reconcile(node_id: NodeId, view: &MetadataView, registry: &Registry) ->
             let members: BTreeMap<NodeId, BasicNode> = placement
                 .replicas
                 .iter()
-                .filter_map(|id| view.nodes.get(id).map(|addr| (*id, BasicNode::new(addr))))
+                .filter_map(|id| {
+                    let peer = &view.nodes.get(id)?.peer_addr;
+                    Some((*id, BasicNode::new(peer)))
+                })
                 .collect();
             if let Err(e) = registry.start(placement.id, members).await {
                 tracing::error!(partition = %placement.id, topic = %topic.spec.name, "cannot start replica: {e}");

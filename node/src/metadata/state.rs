@@ -1,6 +1,11 @@
 //! The metadata group's state: the cluster's nodes, its topics and where each partition's
 //! replicas live. Small, so it is persisted whole with every apply.
 //!
+//! A node's two addresses come from two places: its peer address from the group's Raft
+//! membership (the initial cluster), its client address from the node itself, which
+//! registers it with [`MetadataCommand::RegisterNode`] when it starts (Kafka's broker
+//! registration): the initial cluster lists peer addresses only.
+//!
 //! Placement is decided inside `apply`, from the state alone, so every replica of the
 //! metadata group computes the same placement.
 
@@ -33,13 +38,21 @@ pub struct TopicSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataCommand {
     CreateTopic(TopicSpec),
-    DeleteTopic { name: String },
+    DeleteTopic {
+        name: String,
+    },
+    /// A member tells the cluster the address its clients use.
+    RegisterNode {
+        node_id: NodeId,
+        client_addr: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataResponse {
     TopicCreated(TopicInfo),
     TopicDeleted { name: String },
+    NodeRegistered { node_id: NodeId },
     Refused(MetadataRefusal),
 }
 
@@ -54,6 +67,8 @@ pub enum MetadataRefusal {
         replication_factor: u32,
         nodes: usize,
     },
+    #[error("node {0} is not a member of the cluster")]
+    UnknownNode(NodeId),
     #[error("{0}")]
     Invalid(String),
 }
@@ -74,11 +89,20 @@ pub struct TopicInfo {
     pub partitions: Vec<PartitionPlacement>,
 }
 
+/// A member of the cluster and how to reach it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Where the other nodes reach its peer listener (from the Raft membership).
+    pub peer_addr: String,
+    /// Where clients reach it; `None` until the node has registered it.
+    pub client_addr: Option<String>,
+}
+
 /// The applied metadata, as every node sees it (possibly slightly behind the leader).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataView {
-    /// Node id -> address other nodes and clients use to reach it.
-    pub nodes: BTreeMap<NodeId, String>,
+    /// The members, by id.
+    pub nodes: BTreeMap<NodeId, NodeRecord>,
     pub topics: BTreeMap<String, TopicInfo>,
     /// Next partition id to hand out (ids start at 1; 0 is the metadata group).
     pub next_partition_id: u64,
@@ -87,6 +111,11 @@ pub struct MetadataView {
 impl MetadataView {
     pub fn partition(&self, topic: &str, index: u32) -> Option<&PartitionPlacement> {
         self.topics.get(topic)?.partitions.get(index as usize)
+    }
+
+    /// The address clients use for `node`, once it has registered one.
+    pub fn client_addr(&self, node: NodeId) -> Option<&str> {
+        self.nodes.get(&node)?.client_addr.as_deref()
     }
 }
 
@@ -213,15 +242,35 @@ impl GroupState for MetadataState {
                 Some(_) => MetadataResponse::TopicDeleted { name },
                 None => MetadataResponse::Refused(MetadataRefusal::UnknownTopic(name)),
             },
+            MetadataCommand::RegisterNode {
+                node_id,
+                client_addr,
+            } => match self.view.nodes.get_mut(&node_id) {
+                Some(record) => {
+                    record.client_addr = Some(client_addr);
+                    MetadataResponse::NodeRegistered { node_id }
+                }
+                None => MetadataResponse::Refused(MetadataRefusal::UnknownNode(node_id)),
+            },
         };
         CommandResponse::Metadata(response)
     }
 
+    /// Members come and go with the membership; a member keeps its registered client
+    /// address across membership changes.
     fn on_membership(&mut self, membership: &StoredMembership) {
+        let mut previous = std::mem::take(&mut self.view.nodes);
         self.view.nodes = membership
             .membership()
             .nodes()
-            .map(|(id, node)| (*id, node.addr.clone()))
+            .map(|(id, node)| {
+                let client_addr = previous.remove(id).and_then(|r| r.client_addr);
+                let record = NodeRecord {
+                    peer_addr: node.addr.clone(),
+                    client_addr,
+                };
+                (*id, record)
+            })
             .collect();
     }
 
@@ -261,7 +310,13 @@ mod tests {
     fn state_with_nodes(n: u64) -> MetadataState {
         let mut state = MetadataState::restore(&[]).unwrap();
         state.view.nodes = (1..=n)
-            .map(|id| (id, format!("127.0.0.1:{}", 7100 + id)))
+            .map(|id| {
+                let record = NodeRecord {
+                    peer_addr: format!("127.0.0.1:{}", 7200 + id),
+                    client_addr: None,
+                };
+                (id, record)
+            })
             .collect();
         state
     }
@@ -312,6 +367,48 @@ mod tests {
                 replication_factor: 4,
                 nodes: 3
             })
+        );
+    }
+}
+
+#[cfg(test)]
+mod registration_tests {
+    //! Goal: a member's client address is what it registered, kept across membership
+    //! changes; a non-member cannot register. Method: apply commands to a fresh state.
+    use super::*;
+
+    fn membership(ids: &[u64]) -> StoredMembership {
+        let nodes: BTreeMap<u64, openraft::BasicNode> = ids
+            .iter()
+            .map(|id| (*id, openraft::BasicNode::new(format!("n{id}:7201"))))
+            .collect();
+        let voters: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
+        StoredMembership::new(None, openraft::Membership::new(vec![voters], nodes))
+    }
+
+    fn register(state: &mut MetadataState, node_id: u64, addr: &str) -> CommandResponse {
+        let command = Command::Metadata(MetadataCommand::RegisterNode {
+            node_id,
+            client_addr: addr.into(),
+        });
+        state.apply(1, command, &mut WriteBatch::default())
+    }
+
+    #[test]
+    fn registered_client_addresses_survive_membership_changes() {
+        let mut state = MetadataState::restore(&[]).unwrap();
+        state.on_membership(&membership(&[1, 2]));
+        assert_eq!(state.view.client_addr(1), None, "not registered yet");
+        register(&mut state, 1, "127.0.0.1:7101");
+        assert_eq!(state.view.client_addr(1), Some("127.0.0.1:7101"));
+        assert_eq!(state.view.nodes[&1].peer_addr, "n1:7201");
+        state.on_membership(&membership(&[1, 2, 3]));
+        assert_eq!(state.view.client_addr(1), Some("127.0.0.1:7101"));
+        assert_eq!(state.view.client_addr(3), None);
+        let refused = register(&mut state, 9, "x:1");
+        assert_eq!(
+            refused,
+            CommandResponse::Metadata(MetadataResponse::Refused(MetadataRefusal::UnknownNode(9)))
         );
     }
 }

@@ -30,8 +30,8 @@ use state::{PartitionState, Watermark};
 pub enum Leadership {
     /// This replica leads: it takes appends and serves reads.
     Leader,
-    /// Another replica leads (id and address when known).
-    Follower { leader: Option<(NodeId, String)> },
+    /// Another replica leads (its node id when known; the api layer knows its address).
+    Follower { leader: Option<NodeId> },
 }
 
 /// One local replica of a partition.
@@ -63,11 +63,7 @@ impl Replica {
                 Leadership::Leader
             }
             Some(leader) => Leadership::Follower {
-                leader: metrics
-                    .membership_config
-                    .membership()
-                    .get_node(&leader)
-                    .map(|node| (leader, node.addr.clone())),
+                leader: Some(leader),
             },
             None => Leadership::Follower { leader: None },
         }
@@ -99,7 +95,7 @@ impl Replica {
     pub fn current_leader(&self) -> Option<NodeId> {
         match self.leadership() {
             Leadership::Leader => Some(self.node_id),
-            Leadership::Follower { leader } => leader.map(|(id, _)| id),
+            Leadership::Follower { leader } => leader,
         }
     }
 }

@@ -45,7 +45,7 @@ pub enum ProduceError {
     #[error("not the leader of {partition}")]
     NotLeader {
         partition: PartitionId,
-        leader: Option<(NodeId, String)>,
+        leader: Option<NodeId>,
     },
     #[error("replica of {0} is shutting down")]
     ShuttingDown(PartitionId),
@@ -282,7 +282,7 @@ fn answer(
         },
         Ok(Err(ClientWriteError::ForwardToLeader(forward))) => Err(ProduceError::NotLeader {
             partition,
-            leader: forward.leader_id.zip(forward.leader_node.map(|n| n.addr)),
+            leader: forward.leader_id,
         }),
         Ok(Err(other)) => Err(ProduceError::Raft {
             partition,

@@ -202,7 +202,14 @@ impl PartitionState {
         first_sequence: u64,
         count: u64,
     ) -> Option<SegmentOutcome> {
-        let record = self.producers.get(&producer_id)?;
+        let Some(record) = self.producers.get(&producer_id) else {
+            // A producer's first request starts at sequence 0. A later one arriving first
+            // (a pipelined producer whose first attempt was lost) waits for it: accepting it
+            // would let the earlier request land after it, or never.
+            return (first_sequence != 0).then_some(SegmentOutcome::OutOfOrder {
+                expected_sequence: 0,
+            });
+        };
         if first_sequence == record.next_sequence {
             return None;
         }
@@ -478,18 +485,41 @@ mod tests {
     #[test]
     fn a_sequence_gap_is_refused_without_consuming_offsets() {
         let mut state = fresh();
-        apply(&mut state, 1, vec![segment(9, 10, 2)]);
-        let (outcomes, writes) = apply(&mut state, 2, vec![segment(9, 13, 1), segment(0, 0, 1)]);
+        apply(&mut state, 1, vec![segment(9, 0, 2)]);
+        let (outcomes, writes) = apply(&mut state, 2, vec![segment(9, 3, 1), segment(0, 0, 1)]);
         assert_eq!(
             outcomes,
             vec![
                 SegmentOutcome::OutOfOrder {
-                    expected_sequence: 12
+                    expected_sequence: 2
                 },
                 SegmentOutcome::Appended { base_offset: 2 }
             ]
         );
         assert_eq!(writes.ops.len(), 1, "only the accepted segment is indexed");
+    }
+
+    #[test]
+    fn a_new_producer_starts_at_sequence_zero() {
+        // Goal: a pipelined producer's second request cannot overtake its first, lost one.
+        // Method: a new producer's request from sequence 5, then its first request.
+        let mut state = fresh();
+        let (outcomes, writes) = apply(&mut state, 1, vec![segment(4, 5, 1)]);
+        assert_eq!(
+            outcomes,
+            vec![SegmentOutcome::OutOfOrder {
+                expected_sequence: 0
+            }]
+        );
+        assert!(writes.is_empty());
+        let (outcomes, _) = apply(&mut state, 2, vec![segment(4, 0, 5), segment(4, 5, 1)]);
+        assert_eq!(
+            outcomes,
+            vec![
+                SegmentOutcome::Appended { base_offset: 0 },
+                SegmentOutcome::Appended { base_offset: 5 }
+            ]
+        );
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The client side of the node-to-node Raft transport: openraft's `RaftNetwork` over
-//! gRPC (`raft.v1.RaftTransport`). One channel per peer address is shared by every group;
-//! each request names its group, so hundreds of partitions multiplex one connection.
+//! gRPC (`raft.v1.RaftTransport`, on the peers' peer listeners). One channel per peer
+//! address is shared by every group; each request names its group, so hundreds of
+//! partitions multiplex one connection. Every request carries an [`Envelope`]: this
+//! cluster's id, this node and the target node, which the receiver checks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use evlog_proto::raft::v1::raft_transport_client::RaftTransportClient;
-use evlog_proto::raft::v1::{RaftRequest, RaftResponse};
+use evlog_proto::raft::v1::{Envelope, RaftRequest, RaftResponse};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -25,19 +27,69 @@ use super::codec::{decode, encode};
 use super::TypeConfig;
 use crate::types::{NodeId, PartitionId};
 
+/// Who this node is to its peers: what every envelope it sends says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    pub cluster_id: String,
+    pub node_id: NodeId,
+}
+
+impl PeerIdentity {
+    /// The envelope of a message from this node to `to_node`.
+    pub fn envelope(&self, to_node: NodeId) -> Envelope {
+        Envelope {
+            cluster_id: self.cluster_id.clone(),
+            from_node: self.node_id,
+            to_node,
+        }
+    }
+
+    /// Why a message with `envelope` is not for this node, if it is not.
+    pub fn refusal(&self, envelope: Option<&Envelope>) -> Option<String> {
+        let Some(envelope) = envelope else {
+            return Some("a message without an envelope (not from an evlog peer)".to_owned());
+        };
+        if envelope.cluster_id != self.cluster_id {
+            return Some(format!(
+                "node {} of cluster {:?} sent a message for cluster {:?}, but this is cluster \
+                 {:?}: check cluster_id and initial_cluster on both nodes",
+                envelope.from_node, envelope.cluster_id, envelope.cluster_id, self.cluster_id
+            ));
+        }
+        if envelope.to_node != self.node_id {
+            return Some(format!(
+                "node {} sent a message for node {} to node {}: check initial_cluster (an \
+                 address of the wrong node?)",
+                envelope.from_node, envelope.to_node, self.node_id
+            ));
+        }
+        None
+    }
+}
+
 /// Lazily connected gRPC channels to peers, by address.
 pub struct PeerChannels {
     channels: Mutex<HashMap<String, Channel>>,
     /// Largest message sent or accepted ([`super::peer_message_bytes_max`]).
     message_bytes_max: usize,
+    identity: PeerIdentity,
 }
 
 impl PeerChannels {
-    pub fn new(message_bytes_max: usize) -> Self {
+    pub fn new(identity: PeerIdentity, message_bytes_max: usize) -> Self {
         Self {
             channels: Mutex::new(HashMap::new()),
             message_bytes_max,
+            identity,
         }
+    }
+
+    pub fn identity(&self) -> &PeerIdentity {
+        &self.identity
+    }
+
+    pub fn message_bytes_max(&self) -> usize {
+        self.message_bytes_max
     }
 
     pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
@@ -120,6 +172,7 @@ impl PeerClient {
         let mut request = tonic::Request::new(RaftRequest {
             group_id: self.group.0,
             payload: encode(request).into(),
+            envelope: Some(self.peers.identity.envelope(self.target)),
         });
         request.set_timeout(option.hard_ttl());
         let result = match rpc {
@@ -128,6 +181,16 @@ impl PeerClient {
             Rpc::InstallSnapshot => client.install_snapshot(request).await,
         };
         let response: RaftResponse = result.map_err(|status| classify(status))?.into_inner();
+        if !response.refused.is_empty() {
+            crate::throttle::warn_every(
+                "peer refused",
+                format_args!(
+                    "node {} at {} refused this node's Raft messages: {}",
+                    self.target, self.addr, response.refused
+                ),
+            );
+            return Err(unreachable(&response.refused));
+        }
         if !response.transport_error.is_empty() {
             return Err(unreachable(&response.transport_error));
         }

@@ -1,38 +1,70 @@
-//! The server side of the node-to-node Raft transport: receives a group's request,
-//! finds the local replica of that group and hands the request to its Raft.
+//! The server side of the node-to-node Raft transport, on the peer listener: checks that
+//! a message is for this cluster and this node, finds the local replica of its group and
+//! hands the request to its Raft; and takes the registrations of peers' client addresses
+//! on the metadata leader.
 
 use std::sync::Arc;
 
 use evlog_proto::raft::v1::raft_transport_server::RaftTransport;
-use evlog_proto::raft::v1::{RaftRequest, RaftResponse};
+use evlog_proto::raft::v1::{RaftRequest, RaftResponse, RegisterNodeRequest, RegisterNodeResponse};
 use openraft::error::RaftError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use super::codec::{decode, encode};
+use super::network::PeerIdentity;
 use super::Raft;
-use crate::types::PartitionId;
+use crate::types::{NodeId, PartitionId};
 
-/// Finds the local Raft of a group (the metadata group or a partition).
-pub trait RaftGroups: Send + Sync + 'static {
+/// Why a registration was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterRefusal {
+    pub message: String,
+    /// The metadata leader, when this node is not it and knows who is.
+    pub leader: Option<NodeId>,
+}
+
+/// What the transport serves from: the local Raft groups, and the metadata group's
+/// registration of a node's client address (the node wires both in).
+#[tonic::async_trait]
+pub trait PeerServices: Send + Sync + 'static {
+    /// The local Raft of a group (the metadata group or a partition).
     fn raft(&self, group: PartitionId) -> Option<Raft>;
+    /// Records `client_addr` for `node_id`, if this node leads the metadata group.
+    async fn register_node(
+        &self,
+        node_id: NodeId,
+        client_addr: String,
+    ) -> Result<(), RegisterRefusal>;
 }
 
 pub struct TransportService {
-    groups: Arc<dyn RaftGroups>,
+    services: Arc<dyn PeerServices>,
+    identity: PeerIdentity,
 }
 
 impl TransportService {
-    pub fn new(groups: Arc<dyn RaftGroups>) -> Self {
-        Self { groups }
+    pub fn new(services: Arc<dyn PeerServices>, identity: PeerIdentity) -> Self {
+        Self { services, identity }
     }
 
-    fn refuse(message: String) -> Result<Response<RaftResponse>, Status> {
+    fn respond(transport_error: String, refused: String) -> Result<Response<RaftResponse>, Status> {
         Ok(Response::new(RaftResponse {
-            transport_error: message,
+            transport_error,
             payload: Default::default(),
+            refused,
         }))
+    }
+
+    /// Why the message is not for this node, logged (rate-limited) when it is not.
+    fn refusal(&self, envelope: Option<&evlog_proto::raft::v1::Envelope>) -> Option<String> {
+        let refusal = self.identity.refusal(envelope)?;
+        crate::throttle::warn_every(
+            "refused a peer message",
+            format_args!("refused a Raft message: {refusal}"),
+        );
+        Some(refusal)
     }
 
     async fn handle<Req, Resp, E, F, Fut>(
@@ -47,9 +79,16 @@ impl TransportService {
         F: FnOnce(Raft, Req) -> Fut,
         Fut: std::future::Future<Output = Result<Resp, RaftError<u64, E>>>,
     {
+        if let Some(refused) = self.refusal(request.envelope.as_ref()) {
+            return Self::respond(String::new(), refused);
+        }
         let group = PartitionId(request.group_id);
-        let Some(raft) = self.groups.raft(group) else {
-            return Self::refuse(format!("group {group} is not hosted here (yet)"));
+        let Some(raft) = self.services.raft(group) else {
+            // Normal while a new topic's replicas start on their nodes: the sender retries.
+            return Self::respond(
+                format!("group {group} is not hosted here (yet)"),
+                String::new(),
+            );
         };
         let decoded: Req = decode(&request.payload).map_err(|e| {
             Status::invalid_argument(format!("undecodable raft request for {group}: {e}"))
@@ -58,6 +97,7 @@ impl TransportService {
         Ok(Response::new(RaftResponse {
             transport_error: String::new(),
             payload: encode(&result).into(),
+            refused: String::new(),
         }))
     }
 }
@@ -89,5 +129,28 @@ impl RaftTransport for TransportService {
             raft.install_snapshot(rpc).await
         })
         .await
+    }
+
+    async fn register_node(
+        &self,
+        request: Request<RegisterNodeRequest>,
+    ) -> Result<Response<RegisterNodeResponse>, Status> {
+        let request = request.into_inner();
+        if let Some(refused) = self.refusal(request.envelope.as_ref()) {
+            return Ok(Response::new(RegisterNodeResponse {
+                refused,
+                ..Default::default()
+            }));
+        }
+        let from = request.envelope.map_or(0, |e| e.from_node);
+        let answer = match self.services.register_node(from, request.client_addr).await {
+            Ok(()) => RegisterNodeResponse::default(),
+            Err(refusal) => RegisterNodeResponse {
+                error: refusal.message,
+                leader_id: refusal.leader,
+                refused: String::new(),
+            },
+        };
+        Ok(Response::new(answer))
     }
 }

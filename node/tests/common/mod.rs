@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 pub struct TestNode {
     pub id: u64,
+    /// The client listener's address.
     pub addr: String,
+    /// The peer listener's address (Raft between nodes).
+    pub peer_addr: String,
     pub data_dir: PathBuf,
     child: Option<Child>,
     log_path: PathBuf,
@@ -48,19 +51,22 @@ impl TestCluster {
     /// Starts `n` nodes forming one cluster, each with these `EVLOG_*` settings.
     pub fn start_with_env(n: usize, env: &[(&str, &str)]) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports = free_ports(n);
-        let initial_cluster = ports
+        let ports = free_ports(2 * n);
+        let (client_ports, peer_ports) = ports.split_at(n);
+        let initial_cluster = peer_ports
             .iter()
             .enumerate()
             .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
-        let nodes = ports
+        let nodes = client_ports
             .iter()
+            .zip(peer_ports)
             .enumerate()
-            .map(|(i, port)| TestNode {
+            .map(|(i, (port, peer_port))| TestNode {
                 id: i as u64 + 1,
                 addr: format!("127.0.0.1:{port}"),
+                peer_addr: format!("127.0.0.1:{peer_port}"),
                 data_dir: dir.path().join(format!("node-{}", i + 1)),
                 child: None,
                 log_path: dir.path().join(format!("node-{}.log", i + 1)),
@@ -100,6 +106,7 @@ impl TestCluster {
             .expect("node log file");
         let child = Command::new(env!("CARGO_BIN_EXE_evlog-node"))
             .args(["--node-id", &id.to_string(), "--listen", &node.addr])
+            .args(["--peer-listen", &node.peer_addr])
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(["--initial-cluster", &initial_cluster])

@@ -99,6 +99,12 @@ fn payload_places(history: &History) -> HashMap<&[u8], Vec<(&PartitionRef, u64)>
 }
 
 /// A payload as text for reports (the workload's payloads are ASCII).
+/// A payload as the reports print it: its id, the part before the padding
+/// ([`crate::workload::payload`]), or all of it when it is damaged.
 fn show(payload: &[u8]) -> String {
-    String::from_utf8_lossy(payload).into_owned()
+    let text = String::from_utf8_lossy(payload);
+    match text.split_once(' ') {
+        Some((id, _)) if crate::workload::payload(id) == payload => id.to_owned(),
+        _ => text.into_owned(),
+    }
 }
