@@ -3,6 +3,7 @@
 #
 #   scripts/test.sh                      # everything
 #   EVLOG_SKIP_LINT=1 scripts/test.sh    # everything but rustfmt and clippy
+#   EVLOG_SKIP_DOCKER=1 scripts/test.sh  # everything but the compose cluster (no Docker)
 #
 # Steps, each announced with a `==>` line and timed:
 #   1. setup        system packages and Rust components (scripts/setup.sh)
@@ -14,14 +15,17 @@
 #                   durability sweep under faults, its summary printed; then (other) the
 #                   smoke test, every planted bug caught, the regression seeds
 #   6. determinism  a sample of seeds run twice each, every random draw compared
+#   7. compose      the image and the 3-node compose cluster: the deploy/README walk-through
+#                   from the host, and SIGKILL of the metadata leader (deploy/chaos/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 
 skip_lint=${EVLOG_SKIP_LINT:-0}
+skip_docker=${EVLOG_SKIP_DOCKER:-0}
 # evlog-node refuses EVLOG_* variables it does not know: keep ours from the nodes tests spawn.
-unset EVLOG_SKIP_LINT
+unset EVLOG_SKIP_LINT EVLOG_SKIP_DOCKER
 
 started=$SECONDS
 current_step="start"
@@ -68,5 +72,15 @@ step "simulation (other)" env MADSIM_TEST_NUM="${EVLOG_SIM_SEEDS:-200}" \
   scripts/sim.sh --lib --test smoke --test planted_bugs --test regressions
 step "determinism" env MADSIM_TEST_CHECK_DETERMINISM=1 MADSIM_TEST_NUM="${EVLOG_DETERMINISM_SEEDS:-3}" \
   scripts/sim.sh --test smoke --test durability
+
+if [[ $skip_docker == 1 ]]; then
+  echo "==> compose: skipped (EVLOG_SKIP_DOCKER=1)"
+else
+  if ! docker info >/dev/null 2>&1; then
+    echo "compose: Docker is not usable here (docker info failed); EVLOG_SKIP_DOCKER=1 skips this step" >&2
+    exit 1
+  fi
+  step "compose" deploy/chaos/compose-smoke.sh "$CARGO_TARGET_DIR/release"
+fi
 
 echo "==> all tests passed in $(duration $((SECONDS - started)))"

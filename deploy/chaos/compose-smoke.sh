@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Container chaos smoke test: a 3-node compose cluster survives SIGKILL of its metadata
-# leader and the killed node rejoins.
+# Container smoke test: deploy/README.md's walk-through works from the host against the
+# real 3-node compose cluster, which survives SIGKILL of its metadata leader and takes
+# the killed node back.
 #
 #   deploy/chaos/compose-smoke.sh [BIN_DIR]
 #
-# Goal: the deploy artefacts (image, compose file) give a cluster that elects a metadata
+# Goal: the deploy artefacts (image, compose file) give a cluster that a client on the
+# host can use (it follows the addresses the nodes advertise), that elects a metadata
 # leader, re-elects one when the leader is SIGKILLed, and takes the restarted node back.
 # Method: build the image (deploy/docker/build-image.sh BIN_DIR), `docker-compose up` the
-# cluster under a project name of its own (evlog-smoke-<pid>, random host ports), read
+# cluster under a project name of its own (evlog-smoke-<pid>, free host ports picked
+# here); read
 # each node's log for openraft's vote lines ("vote is changing from A to T<term>-N<id>:
 # committed", "become leader id=N"), `docker kill` the leader, wait for the two survivors
 # to agree on a leader of a higher term, `docker start` the killed node and wait until it
 # logs that committed vote too and the leader stops logging replication errors to it.
+# Then the walk-through with the host's `evlog` CLI: cluster status shows every node up,
+# topic create, produce, consume the events back, describe.
 # Every wait is bounded; the whole run is bounded by SMOKE_TIMEOUT_S; the project
 # (containers, network, volumes) is removed on any exit. Only this run's containers are
-# touched. A fresh cluster has no topics, so every vote line is the metadata group's.
+# touched. The walk-through runs last: before it the cluster has no topics, so every vote
+# line the election checks read is the metadata group's.
 #
 # Env: SKIP_BUILD=1 (reuse the image), IMAGE (default evlog:dev), SMOKE_TIMEOUT_S (300),
 # KEEP_LOGS=DIR (save every node's log there before teardown).
@@ -28,12 +34,23 @@ export IMAGE="${IMAGE:-evlog:dev}"
 readonly SMOKE_TIMEOUT_S="${SMOKE_TIMEOUT_S:-300}"
 readonly PROJECT="evlog-smoke-$$"
 readonly ELECTION_WAIT_S=60 REJOIN_WAIT_S=60 QUIET_S=3
+readonly EVLOG_CLI="$BIN_DIR/evlog"
+
+# Three client ports free on 127.0.0.1 now: the nodes advertise them, so they are fixed
+# before the cluster starts (not left to docker to choose).
+read -r PORT1 PORT2 PORT3 < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
+readonly PORT1 PORT2 PORT3
+export EVLOG_BOOTSTRAP="127.0.0.1:$PORT1,127.0.0.1:$PORT2,127.0.0.1:$PORT3"
 
 log() { printf '%s smoke: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 
 compose() {
-    NODE_IMAGE="$IMAGE" NODE1_PORT="" NODE2_PORT="" NODE3_PORT="" \
+    NODE_IMAGE="$IMAGE" NODE1_PORT="$PORT1" NODE2_PORT="$PORT2" NODE3_PORT="$PORT3" \
         docker-compose --ansi never -p "$PROJECT" -f "$COMPOSE_FILE" "$@"
 }
 
@@ -135,14 +152,16 @@ fi
 log "starting project $PROJECT"
 up_out="$(compose up -d 2>&1)" || fail "docker-compose up failed: $(tail -n 5 <<<"$up_out")"
 for id in 1 2 3; do
-    log "node$id: container $(container "$id" | cut -c1-12), host port $(compose port "node$id" 7101)"
+    log "node$id: container $(container "$id" | cut -c1-12)"
 done
+log "clients on the host: EVLOG_BOOTSTRAP=$EVLOG_BOOTSTRAP"
 
 vote="$(wait_leader "$ELECTION_WAIT_S" 1 2 3)" || fail "no metadata leader agreed by all 3 nodes within ${ELECTION_WAIT_S}s"
 leader="$(leader_of "$vote")"; term="$(term_of "$vote")"
 log "metadata leader: node$leader (term $term, vote $vote)"
 for id in 1 2 3; do
-    node_log "$id" | grep -q "node started node_id=$id" || fail "node$id never logged 'node started'"
+    # grep reads the whole log (no -q): with pipefail, an early exit would SIGPIPE docker.
+    node_log "$id" | grep "node started node_id=$id" >/dev/null || fail "node$id never logged 'node started'"
     is_running "$id" || fail "node$id is not running"
 done
 
@@ -164,7 +183,7 @@ restart_at="$(date +%s)"
 log "docker start node$victim"
 docker start "$(container "$victim")" >/dev/null
 deadline=$((SECONDS + REJOIN_WAIT_S))
-until node_log "$victim" "$restart_at" | grep -q "node started node_id=$victim"; do
+until node_log "$victim" "$restart_at" | grep "node started node_id=$victim" >/dev/null; do
     ((SECONDS < deadline)) || fail "node$victim did not log 'node started' after restart"
     sleep 1
 done
@@ -176,8 +195,25 @@ log "node$victim rejoined: all 3 nodes agree on $vote3"
 # The leader logs "error replication to target=N" every ~500 ms while N is unreachable.
 sleep "$QUIET_S"
 quiet_since="$(( $(date +%s) - QUIET_S ))"
-if node_log "$new_leader" "$quiet_since" | grep -q "replication to target=$victim"; then
+if node_log "$new_leader" "$quiet_since" | grep "replication to target=$victim" >/dev/null; then
     fail "leader node$new_leader still fails to replicate to node$victim"
 fi
 for id in 1 2 3; do is_running "$id" || fail "node$id is not running at the end"; done
+# --- 5. the walk-through, from the host, on the healed cluster ---------------------
+[[ -x "$EVLOG_CLI" ]] || fail "no evlog CLI at $EVLOG_CLI"
+status="$("$EVLOG_CLI" cluster status 2>&1)" || fail "evlog cluster status failed: $status"
+grep -q "nodes answering: 3/3" <<<"$status" || fail "not every node answers from the host: $status"
+if grep -q "unreachable" <<<"$status"; then fail "a node is unreachable from the host: $status"; fi
+out="$("$EVLOG_CLI" topic create walkthrough --partitions 3 --replication-factor 3 2>&1)" \
+    || fail "evlog topic create failed: $out"
+printf 'one\ntwo\nthree\nfour\nfive\nsix\n' | "$EVLOG_CLI" produce walkthrough >/dev/null 2>&1 \
+    || fail "evlog produce failed"
+consumed="$("$EVLOG_CLI" consume walkthrough --from earliest --count 6 2>&1)" \
+    || fail "evlog consume failed: $consumed"
+for word in one two three four five six; do
+    grep -qw "$word" <<<"$consumed" || fail "consumed events lack $word: $consumed"
+done
+described="$("$EVLOG_CLI" topic describe walkthrough 2>&1)" || fail "describe failed: $described"
+log "walk-through from the host: ok (6 events produced and consumed back)"
+
 log "PASS: leader $vote -> killed node$victim -> leader $vote2 -> node$victim rejoined ($vote3) in ${SECONDS}s"

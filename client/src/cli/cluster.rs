@@ -2,7 +2,7 @@
 //! each topic's partition count.
 
 use clap::Subcommand;
-use evlog_client::{Client, ClusterInfo};
+use evlog_client::{Client, ClientError, ClusterInfo};
 
 use super::{or_dash, table};
 
@@ -23,12 +23,15 @@ pub async fn run(client: &Client, command: ClusterCommand) -> anyhow::Result<()>
 async fn status(client: &Client) -> anyhow::Result<()> {
     let admin = client.admin();
     let cluster = admin.describe_cluster().await?;
-    let answers = futures::future::join_all(
-        cluster
-            .nodes
-            .iter()
-            .map(|n| admin.describe_cluster_at(&n.addr)),
-    )
+    let answers = futures::future::join_all(cluster.nodes.iter().map(|n| async {
+        // A node lists no client address until it has registered one.
+        if n.addr.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "has not registered its client address yet (starting)".into(),
+            ));
+        }
+        admin.describe_cluster_at(&n.addr).await
+    }))
     .await;
     let mut problems = Vec::new();
     let rows: Vec<Vec<String>> = cluster
@@ -40,7 +43,12 @@ async fn status(client: &Client) -> anyhow::Result<()> {
                 Ok(view) => ("up", or_dash(view.metadata_leader_id)),
                 Err(e) => {
                     problems.push(format!("node {}: {e}", node.node_id));
-                    ("unreachable", "-".to_string())
+                    let state = if node.addr.is_empty() {
+                        "registering"
+                    } else {
+                        "unreachable"
+                    };
+                    (state, "-".to_string())
                 }
             };
             vec![

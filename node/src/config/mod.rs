@@ -42,6 +42,7 @@ pub const OTHER_TOOLS_ENV_VARS: &[&str] = &[
     "EVLOG_DEADLINE_MS",
     "EVLOG_LOG",
     "EVLOG_SKIP_LINT",
+    "EVLOG_SKIP_DOCKER",
     "EVLOG_DETERMINISM_SEEDS",
 ];
 
