@@ -98,8 +98,8 @@ impl Node {
         if let Err(e) = engine.sync() {
             crate::rt::crash(&format!("fsync failed at start-up: {e}"));
         }
-        let client_addr = server::probe_listen(&config.listen)?;
-        let peer_addr = server::probe_listen(&config.peer_listen)?;
+        let client_listener = server::bind(&config.listen)?;
+        let peer_listener = server::bind(&config.peer_listen)?;
         let commit = GroupCommit::start(
             engine.clone(),
             config.storage.group_commit_max_waiters as usize,
@@ -141,9 +141,15 @@ impl Node {
             request_timeout: Duration::from_millis(config.produce.request_timeout_ms),
         });
         let transport = TransportService::new(groups, peers.identity().clone());
-        let client_server = server::serve_clients(client_addr, api, shutdown_rx.clone());
-        let peer_server =
-            server::serve_peers(peer_addr, transport, peers.message_bytes_max(), shutdown_rx);
+        let client_server =
+            server::serve_clients(client_listener, api, &config.server, shutdown_rx.clone());
+        let peer_server = server::serve_peers(
+            peer_listener,
+            transport,
+            peers.message_bytes_max(),
+            &config.server,
+            shutdown_rx,
+        );
         tracing::info!(
             node_id = config.node_id,
             listen = %config.listen,

@@ -243,6 +243,53 @@ const FIELD_DOCS: &[(&str, &str)] = &[
         "Most appends waiting on one shared WAL fsync; more wait for the next one.",
     ),
     (
+        "server",
+        "Limits of the client and peer listeners' connections and of HTTP/2 on them. A\n\
+         connection over a limit is closed at once (clients retry elsewhere or later).",
+    ),
+    (
+        "server.connections_max",
+        "Connections open on the client listener, all clients together.",
+    ),
+    (
+        "server.connections_per_ip_max",
+        "Connections open on the client listener from one IP address.",
+    ),
+    (
+        "server.peer_connections_max",
+        "Connections open on the peer listener.",
+    ),
+    (
+        "server.connection_handshake_timeout_ms",
+        "A connection that has not started HTTP/2 within this time is closed.",
+    ),
+    (
+        "server.connection_idle_timeout_ms",
+        "A connection that carried no request or response data for this long is closed;\n\
+         clients reconnect when they need to.",
+    ),
+    (
+        "server.http2_keepalive_interval_ms",
+        "How often the node pings each connection (HTTP/2 PING).",
+    ),
+    (
+        "server.http2_keepalive_timeout_ms",
+        "A connection whose peer does not answer a ping within this time is closed (a\n\
+         frozen or vanished peer).",
+    ),
+    (
+        "server.http2_streams_per_connection_max",
+        "Concurrent requests (HTTP/2 streams) per connection.",
+    ),
+    (
+        "server.http2_stream_window_bytes",
+        "HTTP/2 flow-control window per stream: what a client may send before it is read.",
+    ),
+    (
+        "server.http2_connection_window_bytes",
+        "HTTP/2 flow-control window per connection.",
+    ),
+    (
         "memory",
         "Memory budgets of the node. A node's memory is about: these budgets + the RocksDB\n\
          block cache and write buffers + per connection its HTTP/2 windows + ~50 MiB.",

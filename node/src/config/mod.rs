@@ -79,6 +79,7 @@ pub struct Config {
     pub read: ReadConfig,
     pub storage: StorageConfig,
     pub memory: MemoryConfig,
+    pub server: ServerConfig,
     /// How long a shutdown waits for in-flight requests before closing anyway.
     pub shutdown_grace_ms: u64,
 }
@@ -153,6 +154,32 @@ pub struct MemoryConfig {
     pub subscribe_bytes_max: u64,
 }
 
+/// Limits of the two listeners' connections and of HTTP/2 on them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Connections open on the client listener, all clients together.
+    pub connections_max: u64,
+    /// Connections open on the client listener from one IP address.
+    pub connections_per_ip_max: u64,
+    /// Connections open on the peer listener.
+    pub peer_connections_max: u64,
+    /// A connection that has not started HTTP/2 within this time is closed.
+    pub connection_handshake_timeout_ms: u64,
+    /// A connection that carried no request or response data for this long is closed
+    /// (the client reconnects when it needs to).
+    pub connection_idle_timeout_ms: u64,
+    /// How often a node pings each connection; one whose peer does not answer within
+    /// `http2_keepalive_timeout_ms` (a frozen or vanished peer) is closed.
+    pub http2_keepalive_interval_ms: u64,
+    pub http2_keepalive_timeout_ms: u64,
+    /// Concurrent HTTP/2 streams (requests) per connection.
+    pub http2_streams_per_connection_max: u64,
+    /// HTTP/2 flow-control windows: what a peer may send before the node reads it.
+    pub http2_stream_window_bytes: u64,
+    pub http2_connection_window_bytes: u64,
+}
+
 /// The command-line layer: `Some` wins over the file and the environment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlagOverrides {
@@ -212,6 +239,7 @@ impl Default for Config {
             read: ReadConfig::default(),
             storage: StorageConfig::default(),
             memory: MemoryConfig::default(),
+            server: ServerConfig::default(),
             shutdown_grace_ms: 10_000,
         }
     }
@@ -271,6 +299,24 @@ impl Default for MemoryConfig {
         MemoryConfig {
             produce_bytes_max: 256 * MIB,
             subscribe_bytes_max: 256 * MIB,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            connections_max: 1024,
+            connections_per_ip_max: 256,
+            peer_connections_max: 128,
+            connection_handshake_timeout_ms: 10_000,
+            // Kafka's connections.max.idle.ms.
+            connection_idle_timeout_ms: 600_000,
+            http2_keepalive_interval_ms: 20_000,
+            http2_keepalive_timeout_ms: 10_000,
+            http2_streams_per_connection_max: 256,
+            http2_stream_window_bytes: 2 * MIB,
+            http2_connection_window_bytes: 4 * MIB,
         }
     }
 }

@@ -13,7 +13,7 @@ use evlog_proto::limits::{EVENT_OVERHEAD_BYTES, HEADER_OVERHEAD_BYTES};
 
 use super::{
     format_initial_cluster, Config, ConfigError, MemoryConfig, ProduceConfig, RaftConfig,
-    ReadConfig, StorageConfig,
+    ReadConfig, ServerConfig, StorageConfig,
 };
 
 impl Config {
@@ -27,6 +27,7 @@ impl Config {
         self.read.check(&mut problems);
         self.storage.check(&mut problems);
         self.memory.check(&mut problems);
+        self.server.check(&mut problems);
         self.check_limits_fit(&mut problems);
         if problems.is_empty() {
             Ok(())
@@ -266,6 +267,70 @@ impl ProduceConfig {
                 "produce.admission_wait_ms ({}) must be less than produce.request_timeout_ms \
                  ({}): an admitted request needs time left to be committed",
                 self.admission_wait_ms, self.request_timeout_ms
+            ));
+        }
+    }
+}
+
+impl ServerConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        check_positive(
+            problems,
+            &[
+                ("server.connections_max", self.connections_max),
+                ("server.connections_per_ip_max", self.connections_per_ip_max),
+                ("server.peer_connections_max", self.peer_connections_max),
+                (
+                    "server.connection_handshake_timeout_ms",
+                    self.connection_handshake_timeout_ms,
+                ),
+                (
+                    "server.connection_idle_timeout_ms",
+                    self.connection_idle_timeout_ms,
+                ),
+                (
+                    "server.http2_keepalive_interval_ms",
+                    self.http2_keepalive_interval_ms,
+                ),
+                (
+                    "server.http2_keepalive_timeout_ms",
+                    self.http2_keepalive_timeout_ms,
+                ),
+                (
+                    "server.http2_streams_per_connection_max",
+                    self.http2_streams_per_connection_max,
+                ),
+                (
+                    "server.http2_stream_window_bytes",
+                    self.http2_stream_window_bytes,
+                ),
+                (
+                    "server.http2_connection_window_bytes",
+                    self.http2_connection_window_bytes,
+                ),
+            ],
+        );
+        // HTTP/2 caps a flow-control window at 2^31 - 1 bytes.
+        for (name, window) in [
+            (
+                "server.http2_stream_window_bytes",
+                self.http2_stream_window_bytes,
+            ),
+            (
+                "server.http2_connection_window_bytes",
+                self.http2_connection_window_bytes,
+            ),
+        ] {
+            if window > (1 << 31) - 1 {
+                problems.push(format!(
+                    "{name} ({window}) is above HTTP/2's limit of 2147483647"
+                ));
+            }
+        }
+        if self.connections_per_ip_max > self.connections_max {
+            problems.push(format!(
+                "server.connections_per_ip_max ({}) is larger than server.connections_max ({})",
+                self.connections_per_ip_max, self.connections_max
             ));
         }
     }
@@ -593,13 +658,25 @@ mod tests {
             produce_bytes_max: 0,
             subscribe_bytes_max: 0,
         };
+        config.server = ServerConfig {
+            connections_max: 0,
+            connections_per_ip_max: 0,
+            peer_connections_max: 0,
+            connection_handshake_timeout_ms: 0,
+            connection_idle_timeout_ms: 0,
+            http2_keepalive_interval_ms: 0,
+            http2_keepalive_timeout_ms: 0,
+            http2_streams_per_connection_max: 0,
+            http2_stream_window_bytes: 0,
+            http2_connection_window_bytes: 0,
+        };
         let problems: Vec<String> = problems(&config)
             .into_iter()
             .filter(|p| {
                 !p.contains("could never be admitted") && !p.contains("admission_wait_ms (")
             })
             .collect();
-        assert_eq!(problems.len(), 20, "{problems:#?}");
+        assert_eq!(problems.len(), 30, "{problems:#?}");
         assert!(problems
             .iter()
             .all(|p| p.ends_with("must be greater than 0")));

@@ -7,6 +7,9 @@
 //! Each server stops accepting when the node's shutdown signal turns true and lets the
 //! requests in flight finish; [`stop`] waits for that, up to the grace period.
 
+#[cfg(not(madsim))]
+pub mod connections;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ use tokio::sync::watch;
 use crate::api::admin::AdminService;
 use crate::api::event_log::EventLogService;
 use crate::api::ApiContext;
+use crate::config::ServerConfig;
 use crate::raft::transport::TransportService;
 use crate::NodeError;
 
@@ -27,63 +31,143 @@ pub type ServerHandle = tokio::task::JoinHandle<Result<(), tonic::transport::Err
 /// Room for a produce request's framing besides its events' accounted bytes.
 const REQUEST_FRAMING_BYTES: usize = 1 << 20;
 
-/// Parses a listener address and fails fast with a clear error when it cannot be bound
-/// (in use, not local).
-pub fn probe_listen(listen: &str) -> Result<SocketAddr, NodeError> {
+/// A listener's socket, bound at start-up so that a port in use fails the start, with a
+/// clear error, and nobody can take it between the check and the serving.
+pub struct Bound {
+    addr: SocketAddr,
+    #[cfg(not(madsim))]
+    socket: std::net::TcpListener,
+}
+
+/// Binds `listen` (an `IP:PORT` that config validation checked).
+pub fn bind(listen: &str) -> Result<Bound, NodeError> {
     let addr: SocketAddr = listen.parse().map_err(|e| NodeError::Listen {
         addr: listen.to_owned(),
         message: format!("{e}"),
     })?;
     #[cfg(not(madsim))]
-    std::net::TcpListener::bind(addr)
-        .map(drop)
-        .map_err(|e| NodeError::Listen {
+    {
+        let listen_error = |e: std::io::Error| NodeError::Listen {
             addr: addr.to_string(),
             message: e.to_string(),
-        })?;
-    Ok(addr)
+        };
+        let socket = std::net::TcpListener::bind(addr).map_err(listen_error)?;
+        socket.set_nonblocking(true).map_err(listen_error)?;
+        Ok(Bound { addr, socket })
+    }
+    #[cfg(madsim)]
+    Ok(Bound { addr })
 }
 
-/// Serves the client API on `addr` until `shutdown` turns true.
+/// The HTTP/2 and connection settings both servers share.
+fn builder(config: &ServerConfig) -> tonic::transport::Server {
+    let ms = Duration::from_millis;
+    let window = |bytes: u64| u32::try_from(bytes).unwrap_or(u32::MAX);
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(ms(config.http2_keepalive_interval_ms)))
+        .http2_keepalive_timeout(Some(ms(config.http2_keepalive_timeout_ms)))
+        .max_concurrent_streams(window(config.http2_streams_per_connection_max))
+        .initial_stream_window_size(window(config.http2_stream_window_bytes))
+        .initial_connection_window_size(window(config.http2_connection_window_bytes))
+        .http2_max_header_list_size(HEADER_LIST_BYTES_MAX)
+        .tcp_nodelay(true)
+}
+
+/// Largest header block of a request: gRPC requests carry a handful of short headers.
+const HEADER_LIST_BYTES_MAX: u32 = 16 << 10;
+
+/// Serves the client API on `bound` until `shutdown` turns true.
 pub fn serve_clients(
-    addr: SocketAddr,
+    bound: Bound,
     api: ApiContext,
-    mut shutdown: watch::Receiver<bool>,
+    config: &ServerConfig,
+    shutdown: watch::Receiver<bool>,
 ) -> ServerHandle {
     let message_max = api.limits.request_bytes_max + REQUEST_FRAMING_BYTES;
     let event_log = EventLogServer::new(EventLogService::new(api.clone()))
         .max_decoding_message_size(message_max)
         .max_encoding_message_size(message_max);
     let admin = AdminServer::new(AdminService::new(api));
+    let router = builder(config).add_service(event_log).add_service(admin);
+    #[cfg(not(madsim))]
+    let limits = connections::ConnectionLimits {
+        total_name: "server.connections_max",
+        total_max: config.connections_max as usize,
+        per_ip_max: Some(config.connections_per_ip_max as usize),
+        handshake_timeout: Duration::from_millis(config.connection_handshake_timeout_ms),
+        idle_timeout: Some(Duration::from_millis(config.connection_idle_timeout_ms)),
+    };
+    #[cfg(madsim)]
+    let limits = ();
+    spawn_router(router, bound, limits, shutdown)
+}
+
+/// Serves the Raft transport on `bound` until `shutdown` turns true.
+pub fn serve_peers(
+    bound: Bound,
+    transport: TransportService,
+    message_max: usize,
+    config: &ServerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> ServerHandle {
+    let transport = RaftTransportServer::new(transport)
+        .max_decoding_message_size(message_max)
+        .max_encoding_message_size(message_max);
+    let router = builder(config).add_service(transport);
+    #[cfg(not(madsim))]
+    let limits = connections::ConnectionLimits {
+        total_name: "server.peer_connections_max",
+        total_max: config.peer_connections_max as usize,
+        per_ip_max: None,
+        handshake_timeout: Duration::from_millis(config.connection_handshake_timeout_ms),
+        // Peers keep their channels: an idle peer connection is a quiet partition.
+        idle_timeout: None,
+    };
+    #[cfg(madsim)]
+    let limits = ();
+    spawn_router(router, bound, limits, shutdown)
+}
+
+#[cfg(not(madsim))]
+fn spawn_router(
+    router: tonic::transport::server::Router,
+    bound: Bound,
+    limits: connections::ConnectionLimits,
+    mut shutdown: watch::Receiver<bool>,
+) -> ServerHandle {
     crate::rt::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(event_log)
-            .add_service(admin)
-            .serve_with_shutdown(addr, async move {
+        let listener = tokio::net::TcpListener::from_std(bound.socket)
+            .expect("a bound non-blocking socket converts to tokio's listener");
+        let accepted = connections::accept(listener, limits, shutdown.clone());
+        let incoming = tokio_stream::wrappers::ReceiverStream::new(accepted);
+        router
+            .serve_with_incoming_shutdown(incoming, async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             })
             .await
     })
 }
 
-/// Serves the Raft transport on `addr` until `shutdown` turns true.
-pub fn serve_peers(
-    addr: SocketAddr,
-    transport: TransportService,
-    message_max: usize,
+#[cfg(madsim)]
+fn spawn_router(
+    router: tonic::transport::server::Router,
+    bound: Bound,
+    _limits: (),
     mut shutdown: watch::Receiver<bool>,
 ) -> ServerHandle {
-    let transport = RaftTransportServer::new(transport)
-        .max_decoding_message_size(message_max)
-        .max_encoding_message_size(message_max);
     crate::rt::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(transport)
-            .serve_with_shutdown(addr, async move {
+        router
+            .serve_with_shutdown(bound.addr, async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             })
             .await
     })
+}
+
+impl Bound {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
 }
 
 /// Waits for a server to stop after the shutdown signal, up to `grace`.
