@@ -9,6 +9,9 @@ use crate::error::ClientError;
 /// answered with its original offsets (the proto's `ProduceRequest` documents it).
 pub const IDEMPOTENCE_WINDOW: usize = 5;
 
+/// Heartbeat intervals of silence after which a subscription gives its stream up.
+const SILENT_HEARTBEATS: u64 = 4;
+
 /// Default address of a local development node.
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:7101";
 
@@ -38,6 +41,10 @@ pub struct ClientConfig {
     pub metadata_refresh_min_interval_ms: u64,
     /// Upper bound on the event bytes of one Read response or Subscribe message.
     pub max_read_bytes: u32,
+    /// How often a subscription asks its node for a heartbeat while the partition is
+    /// idle. A subscription that hears nothing for four intervals gives the stream up
+    /// as dead (a frozen or cut-off leader) and subscribes again, elsewhere if need be.
+    pub subscribe_heartbeat_ms: u32,
 }
 
 impl Default for ClientConfig {
@@ -50,6 +57,7 @@ impl Default for ClientConfig {
             connect_timeout_ms: 3_000,
             metadata_refresh_min_interval_ms: 100,
             max_read_bytes: 1024 * 1024,
+            subscribe_heartbeat_ms: 2_000,
         }
     }
 }
@@ -108,6 +116,9 @@ impl ClientConfig {
         if self.max_read_bytes == 0 {
             return bad("max_read_bytes must be positive");
         }
+        if !(100..=60_000).contains(&self.subscribe_heartbeat_ms) {
+            return bad("subscribe_heartbeat_ms must be 100 to 60000 (the node's bounds)");
+        }
         Ok(())
     }
 
@@ -117,6 +128,11 @@ impl ClientConfig {
 
     pub(crate) fn operation_deadline(&self) -> Duration {
         Duration::from_millis(self.operation_deadline_ms)
+    }
+
+    /// How long a subscription waits for any message before it resubscribes.
+    pub(crate) fn subscribe_silence(&self) -> Duration {
+        Duration::from_millis(u64::from(self.subscribe_heartbeat_ms) * SILENT_HEARTBEATS)
     }
 
     pub(crate) fn connect_timeout(&self) -> Duration {

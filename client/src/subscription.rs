@@ -197,7 +197,7 @@ impl Follower {
             partition: self.partition,
             start: Some(self.start()),
             max_bytes: self.client.shared.config.max_read_bytes,
-            heartbeat_interval_ms: 0,
+            heartbeat_interval_ms: self.client.shared.config.subscribe_heartbeat_ms,
         };
         retry::call_with(&self.client.shared, &self.route, retrier, |channel, _| {
             let request = request.clone();
@@ -238,11 +238,24 @@ impl Follower {
     /// Forwards the stream's events until it ends or the consumer goes away.
     async fn pump(&mut self, mut stream: tonic::Streaming<pb::SubscribeResponse>) -> StreamEnd {
         let mut progress = false;
+        let silence = self.client.shared.config.subscribe_silence();
         loop {
             let message = tokio::select! {
                 biased;
-                message = stream.message() => message,
+                message = tokio::time::timeout(silence, stream.message()) => message,
                 () = self.tx.closed() => return StreamEnd::Dropped,
+            };
+            // The node heartbeats an idle stream: silence means a frozen or cut-off leader.
+            let Ok(message) = message else {
+                let error = ClientError::Transport {
+                    addr: String::new(),
+                    code: tonic::Code::Unavailable,
+                    message: format!(
+                        "no message or heartbeat for {silence:?}: the leader may be frozen or \
+                         cut off; subscribing again"
+                    ),
+                };
+                return StreamEnd::Failed { error, progress };
             };
             let response = match message {
                 Ok(Some(response)) => response,

@@ -133,6 +133,10 @@ impl Node {
             metadata: metadata.clone(),
             registry: registry.clone(),
             limits: api_limits(&config),
+            subscribe_budget: MemoryBudget::new(
+                "memory.subscribe_bytes_max",
+                config.memory.subscribe_bytes_max as usize,
+            ),
             shutdown: shutdown_rx.clone(),
         };
         let groups = Arc::new(Groups {
@@ -254,7 +258,9 @@ fn api_limits(config: &Config) -> ApiLimits {
             .unwrap_or(u32::MAX),
         request_timeout: Duration::from_millis(config.produce.request_timeout_ms),
         response_bytes_max: config.read.response_bytes_max as usize,
-        subscribe_buffer_messages: config.read.subscribe_buffer_messages as usize,
+        subscribe_buffer_bytes_max: config.read.subscribe_buffer_bytes_max as usize,
+        subscribe_heartbeat: Duration::from_millis(config.read.subscribe_heartbeat_ms),
+        slow_consumer_timeout: Duration::from_millis(config.read.slow_consumer_timeout_ms),
     }
 }
 

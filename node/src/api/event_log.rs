@@ -3,12 +3,8 @@
 //! Produce validates everything it can before touching Raft (sizes, emptiness), so a bad
 //! request is refused whole and nothing of it is written.
 
-use std::pin::Pin;
-
 use evlog_proto::evlog::v1 as pb;
 use evlog_proto::evlog::v1::event_log_server::EventLog;
-use futures::Stream;
-use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use super::errors::{self, error, invalid};
@@ -137,8 +133,6 @@ pub(super) async fn read_for_subscription(
     })
 }
 
-type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl EventLog for EventLogService {
     async fn produce(
@@ -248,34 +242,16 @@ impl EventLog for EventLogService {
         }
     }
 
-    type SubscribeStream = SubscribeStream;
+    type SubscribeStream = super::subscription::SubscribeStream;
 
     async fn subscribe(
         &self,
         request: Request<pb::SubscribeRequest>,
-    ) -> Result<Response<SubscribeStream>, Status> {
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
         let request = request.into_inner();
-        let (tx, rx) = mpsc::channel(self.ctx.limits.subscribe_buffer_messages.max(1));
-        match self.ctx.leader_target(&request.topic, request.partition) {
-            Err(e) => {
-                let _ = tx.try_send(Ok(pb::SubscribeResponse {
-                    error: Some(e),
-                    ..Default::default()
-                }));
-            }
-            Ok(target) => {
-                let limits = self.read_limits(request.max_bytes, u32::MAX);
-                crate::rt::spawn(super::subscription::follow(
-                    self.ctx.clone(),
-                    target,
-                    request,
-                    limits,
-                    tx,
-                ));
-            }
-        }
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
+        let limits = self.read_limits(request.max_bytes, u32::MAX);
+        Ok(Response::new(super::subscription::open(
+            &self.ctx, request, limits,
         )))
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::metadata::state::MetadataView;
 use crate::metadata::MetadataGroup;
+use crate::partition::budget::MemoryBudget;
 use crate::partition::state::Watermark;
 use crate::partition::{Leadership, Registry, Replica};
 use crate::storage::StorageEngine;
@@ -31,7 +32,9 @@ pub struct ApiLimits {
     pub default_max_event_bytes: u32,
     pub request_timeout: Duration,
     pub response_bytes_max: usize,
-    pub subscribe_buffer_messages: usize,
+    pub subscribe_buffer_bytes_max: usize,
+    pub subscribe_heartbeat: Duration,
+    pub slow_consumer_timeout: Duration,
 }
 
 /// What the services share.
@@ -42,6 +45,8 @@ pub struct ApiContext {
     pub metadata: Arc<MetadataGroup>,
     pub registry: Arc<Registry>,
     pub limits: ApiLimits,
+    /// The node's budget for events waiting in subscriptions (`memory.subscribe_bytes_max`).
+    pub subscribe_budget: MemoryBudget,
     /// Turns true when the node starts shutting down.
     pub shutdown: watch::Receiver<bool>,
 }

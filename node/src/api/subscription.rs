@@ -1,126 +1,337 @@
 //! One Subscribe stream: reads from the start position, then follows new commits.
 //!
-//! The stream's channel is bounded, so a slow client slows the reads down instead of
-//! letting the node buffer without limit. The stream ends with an error the client can
-//! act on when this replica stops leading (NOT_LEADER with a hint), when the node shuts
-//! down, or when the partition goes away; the client resumes at its next offset.
+//! Memory is bounded twice. Every message waiting for its client holds its bytes from the
+//! stream's own buffer (`read.subscribe_buffer_bytes_max`) and from the node's
+//! subscription budget (`memory.subscribe_bytes_max`); both come back when the transport
+//! takes the message. A stream whose buffer is full waits (its reads pause: backpressure).
+//! A client that takes nothing for `read.slow_consumer_timeout_ms` while messages wait
+//! for it is a slow consumer: the stream ends with SLOW_CONSUMER and frees its buffer
+//! (the client resubscribes from its next offset; nothing is lost).
+//!
+//! An idle stream sends a heartbeat (no events, the high watermark) every heartbeat
+//! interval, so a client can tell a quiet partition from a frozen or cut-off leader. The
+//! stream ends with an error the client can act on when this replica stops leading
+//! (NOT_LEADER with a hint), when the node shuts down, or when the partition goes away.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use evlog_proto::evlog::v1 as pb;
-use tokio::sync::mpsc;
+use futures::{Stream, StreamExt};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
 use super::errors::{error, not_leader};
 use super::event_log::{read_for_subscription, stored_to_wire};
 use super::{ApiContext, Target};
+use crate::partition::budget::BudgetPermit;
 use crate::partition::read::ReadLimits;
 use crate::partition::Leadership;
 
-/// How often an idle stream re-checks that this replica still leads.
-const LEADERSHIP_CHECK: Duration = Duration::from_millis(500);
+/// How often a waiting stream re-checks leadership, shutdown and its client's pace.
+const CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
-type Sink = mpsc::Sender<Result<pb::SubscribeResponse, Status>>;
+/// Messages a stream's channel holds besides those its byte buffer admits: room for the
+/// final error and heartbeats, which hold no budget.
+const CHANNEL_MESSAGES: usize = 64;
 
-async fn end_with(tx: &Sink, e: pb::Error) {
-    let _ = tx
-        .send(Ok(pb::SubscribeResponse {
-            error: Some(e),
-            ..Default::default()
-        }))
-        .await;
+/// The stream tonic serves: messages, each giving its buffer bytes back when taken.
+pub type SubscribeStream =
+    Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+
+/// A message and the bytes it holds until the transport takes it.
+struct Queued {
+    message: pb::SubscribeResponse,
+    _held: Option<(OwnedSemaphorePermit, BudgetPermit)>,
 }
 
-pub async fn follow(
-    ctx: ApiContext,
-    target: Target,
+type Sink = mpsc::Sender<Queued>;
+
+/// When the client last took a message, in milliseconds since the stream opened.
+#[derive(Default)]
+struct Pace {
+    last_taken_ms: AtomicU64,
+}
+
+/// Opens the stream for `request`: its first message is an error when this node cannot
+/// serve it (unknown topic, not the leader, ...).
+pub fn open(
+    ctx: &ApiContext,
     request: pb::SubscribeRequest,
     limits: ReadLimits,
+) -> SubscribeStream {
+    let (tx, rx) = mpsc::channel::<Queued>(CHANNEL_MESSAGES);
+    let opened = crate::rt::now();
+    let pace = Arc::new(Pace::default());
+    match ctx.leader_target(&request.topic, request.partition) {
+        Err(e) => {
+            let _ = tx.try_send(unbudgeted(failure(e)));
+        }
+        Ok(target) => {
+            let follower = Follower {
+                ctx: ctx.clone(),
+                buffer: Arc::new(Semaphore::new(ctx.limits.subscribe_buffer_bytes_max)),
+                target,
+                limits,
+                heartbeat: heartbeat_interval(ctx, &request),
+                pace: pace.clone(),
+                opened,
+                tx,
+            };
+            crate::rt::spawn(follower.run(request));
+        }
+    }
+    Box::pin(
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(move |queued| {
+            let taken_ms = opened.elapsed().as_millis() as u64;
+            pace.last_taken_ms.store(taken_ms, Ordering::Relaxed);
+            Ok(queued.message)
+        }),
+    )
+}
+
+fn heartbeat_interval(ctx: &ApiContext, request: &pb::SubscribeRequest) -> Duration {
+    let ms = match request.heartbeat_interval_ms {
+        0 => ctx.limits.subscribe_heartbeat,
+        asked => Duration::from_millis(u64::from(asked)).max(MIN_HEARTBEAT),
+    };
+    ms.min(MAX_HEARTBEAT)
+}
+
+/// Bounds on the heartbeat interval a client may ask for.
+const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+const MAX_HEARTBEAT: Duration = Duration::from_secs(60);
+
+fn failure(e: pb::Error) -> pb::SubscribeResponse {
+    pb::SubscribeResponse {
+        error: Some(e),
+        ..Default::default()
+    }
+}
+
+fn unbudgeted(message: pb::SubscribeResponse) -> Queued {
+    Queued {
+        message,
+        _held: None,
+    }
+}
+
+/// Why the follower stopped waiting for buffer room.
+enum Wait {
+    /// Bytes from the stream's buffer and the node's budget, and a place in the channel.
+    Room(
+        OwnedSemaphorePermit,
+        BudgetPermit,
+        mpsc::OwnedPermit<Queued>,
+    ),
+    End(pb::Error),
+    Gone,
+}
+
+struct Follower {
+    ctx: ApiContext,
+    target: Target,
+    limits: ReadLimits,
+    /// This stream's own buffer, in bytes.
+    buffer: Arc<Semaphore>,
+    heartbeat: Duration,
+    pace: Arc<Pace>,
+    opened: crate::rt::Instant,
     tx: Sink,
-) {
-    let mut watermark = target.replica.watermark();
-    let position = request.start.and_then(|s| s.position);
-    let requested = match &position {
-        Some(pb::start_position::Position::Offset(offset)) => *offset,
-        _ => 0,
-    };
-    let current = target
-        .watermark_for(requested, ctx.limits.request_timeout)
-        .await;
-    let current = match current {
-        Ok(current) => current,
-        Err(e) => return end_with(&tx, e).await,
-    };
-    let mut next = match position {
-        None | Some(pb::start_position::Position::Earliest(_)) => current.log_start,
-        Some(pb::start_position::Position::Latest(_)) => current.high,
-        Some(pb::start_position::Position::Offset(offset)) => offset,
-    };
-    if next < current.log_start || next > current.high {
-        let message = format!(
-            "offset {next} is out of range: the partition holds [{}, {})",
-            current.log_start, current.high
-        );
-        return end_with(&tx, error(pb::ErrorCode::OffsetOutOfRange, message)).await;
-    }
-    // Tell the client where the stream starts before any event: a `latest` resolved now
-    // must not be resolved again (later) if the stream breaks before its first event.
-    let first = pb::SubscribeResponse {
-        error: None,
-        events: Vec::new(),
-        high_watermark: current.high,
-        start_offset: Some(next),
-        heartbeat: false,
-    };
-    if tx.send(Ok(first)).await.is_err() {
-        return;
-    }
-    loop {
-        if *ctx.shutdown.borrow() {
-            return end_with(
-                &tx,
-                error(pb::ErrorCode::ShuttingDown, "node is shutting down"),
-            )
-            .await;
+}
+
+impl Follower {
+    async fn run(self, request: pb::SubscribeRequest) {
+        let position = request.start.and_then(|s| s.position);
+        let requested = match &position {
+            Some(pb::start_position::Position::Offset(offset)) => *offset,
+            _ => 0,
+        };
+        let timeout = self.ctx.limits.request_timeout;
+        let current = match self.target.watermark_for(requested, timeout).await {
+            Ok(current) => current,
+            Err(e) => return self.end_with(e).await,
+        };
+        let next = match position {
+            None | Some(pb::start_position::Position::Earliest(_)) => current.log_start,
+            Some(pb::start_position::Position::Latest(_)) => current.high,
+            Some(pb::start_position::Position::Offset(offset)) => offset,
+        };
+        if next < current.log_start || next > current.high {
+            let message = format!(
+                "offset {next} is out of range: the partition holds [{}, {})",
+                current.log_start, current.high
+            );
+            return self
+                .end_with(error(pb::ErrorCode::OffsetOutOfRange, message))
+                .await;
         }
-        if let Leadership::Follower { leader } = target.replica.leadership() {
-            let message = format!("node {} no longer leads {}", ctx.node_id, request.topic);
-            return end_with(&tx, not_leader(message, leader, &ctx.metadata.view())).await;
+        // Tell the client where the stream starts before any event: a `latest` resolved now
+        // must not be resolved again (later) if the stream breaks before its first event.
+        let first = pb::SubscribeResponse {
+            high_watermark: current.high,
+            start_offset: Some(next),
+            ..Default::default()
+        };
+        if self.tx.send(unbudgeted(first)).await.is_err() {
+            return;
         }
-        let current = *watermark.borrow_and_update();
-        if next < current.high {
-            let events = match read_for_subscription(&target, next, current, limits).await {
-                Ok(events) => events,
-                Err(e) => return end_with(&tx, e).await,
-            };
-            let Some(last) = events.last() else {
-                panic!(
-                    "{}: read below the high watermark returned nothing",
-                    target.partition
-                );
-            };
-            next = last.offset + 1;
-            let response = pb::SubscribeResponse {
-                error: None,
-                events: events.into_iter().map(stored_to_wire).collect(),
-                high_watermark: current.high,
-                start_offset: None,
-                heartbeat: false,
-            };
-            if tx.send(Ok(response)).await.is_err() {
-                return;
+        self.follow(next, &request.topic).await;
+    }
+
+    /// Streams committed events from `next` on, forever or until something ends it.
+    async fn follow(&self, mut next: u64, topic: &str) {
+        let mut watermark = self.target.replica.watermark();
+        let mut last_sent = crate::rt::now();
+        loop {
+            if let Some(e) = self.reason_to_end(topic) {
+                return self.end_with(e).await;
             }
-            continue;
+            let current = *watermark.borrow_and_update();
+            if next < current.high {
+                let (own, budget, slot) = match self.wait_for_room().await {
+                    Wait::Room(own, budget, slot) => (own, budget, slot),
+                    Wait::End(e) => return self.end_with(e).await,
+                    Wait::Gone => return,
+                };
+                let events =
+                    match read_for_subscription(&self.target, next, current, self.limits).await {
+                        Ok(events) => events,
+                        Err(e) => return self.end_with(e).await,
+                    };
+                let Some(last) = events.last() else {
+                    panic!(
+                        "{}: read below the high watermark returned nothing",
+                        self.target.partition
+                    );
+                };
+                next = last.offset + 1;
+                let message = pb::SubscribeResponse {
+                    events: events.into_iter().map(stored_to_wire).collect(),
+                    high_watermark: current.high,
+                    ..Default::default()
+                };
+                slot.send(Queued {
+                    message,
+                    _held: Some((own, budget)),
+                });
+                last_sent = crate::rt::now();
+                continue;
+            }
+            if last_sent.elapsed() >= self.heartbeat {
+                let beat = pb::SubscribeResponse {
+                    high_watermark: current.high,
+                    heartbeat: true,
+                    ..Default::default()
+                };
+                // A full channel means the client has messages to read already.
+                let _ = self.tx.try_send(unbudgeted(beat));
+                last_sent = crate::rt::now();
+            }
+            let wake = self
+                .heartbeat
+                .saturating_sub(last_sent.elapsed())
+                .min(CHECK_INTERVAL);
+            tokio::select! {
+                // biased: a deterministic branch order (tokio's random one is seeded per
+                // process, which breaks the simulation's determinism check).
+                biased;
+                changed = watermark.changed() => if changed.is_err() {
+                    return self.end_with(error(pb::ErrorCode::Unavailable, "the replica stopped")).await;
+                },
+                _ = crate::rt::sleep(wake) => {},
+                _ = self.tx.closed() => return,
+            }
         }
-        tokio::select! {
-            // biased: a deterministic branch order (tokio's random one is seeded per process,
-            // which breaks the simulation's determinism check).
-            biased;
-            changed = watermark.changed() => if changed.is_err() {
-                return end_with(&tx, error(pb::ErrorCode::Unavailable, "the replica stopped")).await;
-            },
-            _ = crate::rt::sleep(LEADERSHIP_CHECK) => {},
-            _ = tx.closed() => return,
+    }
+
+    /// An error that ends the stream now: shutdown, or this replica no longer leads.
+    fn reason_to_end(&self, topic: &str) -> Option<pb::Error> {
+        if *self.ctx.shutdown.borrow() {
+            return Some(error(pb::ErrorCode::ShuttingDown, "node is shutting down"));
         }
+        if let Leadership::Follower { leader } = self.target.replica.leadership() {
+            let message = format!("node {} no longer leads {topic}", self.ctx.node_id);
+            return Some(not_leader(message, leader, &self.ctx.metadata.view()));
+        }
+        None
+    }
+
+    /// Room for one more message: `limits.max_bytes` from this stream's buffer and from
+    /// the node's budget, and a place in the channel (the room is taken before the read,
+    /// so a waiting stream holds no events). While waiting: the stream still ends on
+    /// shutdown or a lost leadership, and ends as a slow consumer when its client takes
+    /// nothing for too long.
+    async fn wait_for_room(&self) -> Wait {
+        let bytes = self
+            .limits
+            .max_bytes
+            .clamp(1, self.ctx.limits.subscribe_buffer_bytes_max);
+        let permits = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let own = self.buffer.clone().acquire_many_owned(permits);
+        let budget = self.ctx.subscribe_budget.acquire_waiting(bytes);
+        let slot = self.tx.clone().reserve_owned();
+        let room = async {
+            let own = own
+                .await
+                .expect("a stream's buffer semaphore is never closed");
+            let budget = budget.await;
+            (own, budget, slot.await)
+        };
+        tokio::pin!(room);
+        loop {
+            tokio::select! {
+                biased;
+                (own, budget, slot) = &mut room => return match slot {
+                    Ok(slot) => Wait::Room(own, budget, slot),
+                    Err(_) => Wait::Gone,
+                },
+                _ = crate::rt::sleep(CHECK_INTERVAL) => {},
+            }
+            if self.tx.is_closed() {
+                return Wait::Gone;
+            }
+            if let Some(e) = self.reason_to_end("its topic") {
+                return Wait::End(e);
+            }
+            if let Some(e) = self.slow_consumer() {
+                return Wait::End(e);
+            }
+        }
+    }
+
+    /// SLOW_CONSUMER when messages wait for the client and it took none for too long.
+    fn slow_consumer(&self) -> Option<pb::Error> {
+        let buffered = self.ctx.limits.subscribe_buffer_bytes_max - self.buffer.available_permits();
+        if buffered == 0 {
+            return None; // Nothing of ours waits: the node's budget is what is full.
+        }
+        let limit = self.ctx.limits.slow_consumer_timeout;
+        let taken_ms = self.pace.last_taken_ms.load(Ordering::Relaxed);
+        let stalled = self
+            .opened
+            .elapsed()
+            .saturating_sub(Duration::from_millis(taken_ms));
+        if stalled < limit {
+            return None;
+        }
+        Some(error(
+            pb::ErrorCode::SlowConsumer,
+            format!(
+                "the client took no message for {stalled:?} while {buffered} bytes waited for it \
+                 (read.slow_consumer_timeout_ms {}, read.subscribe_buffer_bytes_max {}): \
+                 subscribe again from the next offset",
+                limit.as_millis(),
+                self.ctx.limits.subscribe_buffer_bytes_max
+            ),
+        ))
+    }
+
+    /// Sends the stream's last message. It holds no budget and the channel keeps room
+    /// for it beyond the byte buffer; if even that is full, the stream just closes.
+    async fn end_with(&self, e: pb::Error) {
+        let _ = self.tx.try_send(unbudgeted(failure(e)));
     }
 }

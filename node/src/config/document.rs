@@ -223,8 +223,19 @@ const FIELD_DOCS: &[(&str, &str)] = &[
         "Most bytes of events in one read response or subscription message.",
     ),
     (
-        "read.subscribe_buffer_messages",
-        "Messages a subscription buffers ahead of a slow client before it waits.",
+        "read.subscribe_buffer_bytes_max",
+        "Bytes of events one subscription holds waiting for its client; when full, the\n\
+         subscription stops reading (backpressure). A message is at most this large.",
+    ),
+    (
+        "read.subscribe_heartbeat_ms",
+        "How often an idle subscription sends a heartbeat with the high watermark (a client\n\
+         may ask for another interval, 100 ms to 60 s).",
+    ),
+    (
+        "read.slow_consumer_timeout_ms",
+        "A subscription whose client takes nothing for this long while events wait for it\n\
+         is ended with SLOW_CONSUMER (the client resubscribes from its next offset).",
     ),
     (
         "storage",

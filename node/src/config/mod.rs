@@ -132,7 +132,13 @@ pub struct ProduceConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ReadConfig {
     pub response_bytes_max: u64,
-    pub subscribe_buffer_messages: u64,
+    /// Bytes one subscription may hold waiting for its client.
+    pub subscribe_buffer_bytes_max: u64,
+    /// How often an idle subscription sends a heartbeat (unless its client asks otherwise).
+    pub subscribe_heartbeat_ms: u64,
+    /// A subscription whose client takes nothing for this long while messages wait is
+    /// ended with SLOW_CONSUMER.
+    pub slow_consumer_timeout_ms: u64,
 }
 
 /// RocksDB and group-commit sizes.
@@ -279,7 +285,9 @@ impl Default for ReadConfig {
     fn default() -> Self {
         ReadConfig {
             response_bytes_max: MIB,
-            subscribe_buffer_messages: 16,
+            subscribe_buffer_bytes_max: 2 * MIB,
+            subscribe_heartbeat_ms: 2_000,
+            slow_consumer_timeout_ms: 30_000,
         }
     }
 }

@@ -86,8 +86,8 @@ impl Config {
             self.raft.append_entries_bytes_max,
         );
         must_fit(
-            "read.response_bytes_max",
-            self.read.response_bytes_max,
+            "read.subscribe_buffer_bytes_max",
+            self.read.subscribe_buffer_bytes_max,
             "memory.subscribe_bytes_max",
             self.memory.subscribe_bytes_max,
         );
@@ -355,8 +355,13 @@ impl ReadConfig {
             &[
                 ("read.response_bytes_max", self.response_bytes_max),
                 (
-                    "read.subscribe_buffer_messages",
-                    self.subscribe_buffer_messages,
+                    "read.subscribe_buffer_bytes_max",
+                    self.subscribe_buffer_bytes_max,
+                ),
+                ("read.subscribe_heartbeat_ms", self.subscribe_heartbeat_ms),
+                (
+                    "read.slow_consumer_timeout_ms",
+                    self.slow_consumer_timeout_ms,
                 ),
             ],
         );
@@ -647,7 +652,9 @@ mod tests {
         };
         config.read = ReadConfig {
             response_bytes_max: 0,
-            subscribe_buffer_messages: 0,
+            subscribe_buffer_bytes_max: 0,
+            subscribe_heartbeat_ms: 0,
+            slow_consumer_timeout_ms: 0,
         };
         config.storage = StorageConfig {
             block_cache_bytes: 0,
@@ -676,7 +683,7 @@ mod tests {
                 !p.contains("could never be admitted") && !p.contains("admission_wait_ms (")
             })
             .collect();
-        assert_eq!(problems.len(), 30, "{problems:#?}");
+        assert_eq!(problems.len(), 32, "{problems:#?}");
         assert!(problems
             .iter()
             .all(|p| p.ends_with("must be greater than 0")));

@@ -88,6 +88,20 @@ impl MemoryBudget {
         }
     }
 
+    /// Takes `bytes` (at least 1, at most the whole budget), waiting as long as it takes
+    /// (for callers that bound the wait themselves).
+    pub async fn acquire_waiting(&self, bytes: usize) -> BudgetPermit {
+        let permit = self
+            .semaphore
+            .clone()
+            .acquire_many_owned(self.permits_for(bytes))
+            .await
+            .expect("a memory budget's semaphore is never closed");
+        BudgetPermit {
+            _permit: Some(permit),
+        }
+    }
+
     /// Takes `bytes` only if they are free now.
     pub fn try_acquire(&self, bytes: usize) -> Option<BudgetPermit> {
         let permit = self
