@@ -7,6 +7,7 @@
 # Needs: Debian or Ubuntu for the system packages (elsewhere it says what to install),
 # root or sudo only when a package is missing, and Rust installed with rustup.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 # Debian packages the build needs, and why:
 #   libclang-dev  librocksdb-sys generates its Rust bindings with bindgen, which loads libclang
@@ -77,4 +78,19 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   fi
 fi
 
-echo "setup: ok (rustc $rust_have, ${packages[*]} present)"
+# --- Python, for the minimal Python client the tests run (docs/protocol.md): a
+# virtualenv of our own, so nothing is installed into the system's Python.
+python_env="$HOME/.cache/evlog/python"
+python_requirements=docs/examples/python/requirements.txt
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "setup: python3 not found: install Python 3.9 or newer (Debian: python3 python3-venv)" >&2
+  exit 1
+fi
+if ! cmp -s "$python_requirements" "$python_env/requirements.txt" 2>/dev/null; then
+  echo "setup: installing $python_requirements into $python_env"
+  python3 -m venv "$python_env"
+  "$python_env/bin/pip" install --quiet --disable-pip-version-check -r "$python_requirements"
+  cp "$python_requirements" "$python_env/requirements.txt"
+fi
+
+echo "setup: ok (rustc $rust_have, ${packages[*]} present, Python client deps in $python_env)"

@@ -3,6 +3,13 @@
 //! cluster instead (`evlog_node::dev`). Under `--cfg madsim` this binary is a stub: the
 //! simulator starts nodes in-process with `Node::start`, and has no OS signals.
 
+/// jemalloc, not glibc's malloc: its background threads hand freed memory back to the
+/// OS (after the decay set in `.cargo/config.toml`), so a node's RSS falls back after a
+/// burst: slow subscribers cut off, a flood refused.
+#[cfg(not(madsim))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[cfg(not(madsim))]
 fn main() -> std::process::ExitCode {
     cli::main()
@@ -22,6 +29,13 @@ mod cli {
 
     /// Exit status for a configuration the node refuses to start with.
     const EXIT_BAD_CONFIG: u8 = 2;
+
+    /// What the node logs unless `EVLOG_LOG` says otherwise: evlog's own lines from INFO up.
+    /// openraft's are off: it logs a WARN or ERROR for every vote or append that a peer did
+    /// not answer in time, which is normal while nodes start or a peer restarts; evlog
+    /// logs the faults that matter itself (a peer unreachable for 10 s, a replica that
+    /// stops, a storage error), once, with what to do.
+    const DEFAULT_LOG_FILTER: &str = "info,openraft=off";
 
     /// An evlog node. Settings: defaults < --config file < EVLOG_* env vars < these flags.
     #[derive(Debug, clap::Parser)]
@@ -90,7 +104,7 @@ mod cli {
             }
         };
         let filter = tracing_subscriber::EnvFilter::try_from_env("EVLOG_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
         // No color codes in files, journald or the `dev` cluster's pipes.
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
         tracing_subscriber::fmt()

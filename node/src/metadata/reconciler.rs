@@ -70,7 +70,13 @@ async fn reconcile(node_id: NodeId, view: &MetadataView, registry: &Registry) ->
                 })
                 .collect();
             if let Err(e) = registry.start(placement.id, members).await {
-                tracing::error!(partition = %placement.id, topic = %topic.spec.name, "cannot start replica: {e}");
+                crate::throttle::error_every(
+                    "cannot start replica",
+                    format_args!(
+                        "cannot start the replica of partition {} (topic {}): {e}; retrying",
+                        placement.id, topic.spec.name
+                    ),
+                );
                 complete = false;
             }
         }
@@ -82,7 +88,10 @@ async fn reconcile(node_id: NodeId, view: &MetadataView, registry: &Registry) ->
         .collect();
     for partition in stale {
         if let Err(e) = registry.remove(partition).await {
-            tracing::error!(%partition, "cannot remove replica: {e}");
+            crate::throttle::error_every(
+                "cannot remove replica",
+                format_args!("cannot remove the replica of partition {partition}: {e}; retrying"),
+            );
             complete = false;
         }
     }

@@ -67,9 +67,22 @@ impl PeerIdentity {
     }
 }
 
+/// How long a peer must stay unreachable before this node says so: nodes of a cluster
+/// start, restart and elect at slightly different times, and a peer that is back within
+/// seconds is normal operation, not a fault to log.
+const PEER_DOWN_REPORT_AFTER: Duration = Duration::from_secs(10);
+
+/// Since when calls to one peer address have been failing, and whether that was logged.
+#[derive(Default)]
+struct Outage {
+    failing_since: Option<crate::rt::Instant>,
+    reported: bool,
+}
+
 /// Lazily connected gRPC channels to peers, by address.
 pub struct PeerChannels {
     channels: Mutex<HashMap<String, Channel>>,
+    outages: Mutex<HashMap<String, Outage>>,
     /// Largest message sent or accepted ([`super::peer_message_bytes_max`]).
     message_bytes_max: usize,
     identity: PeerIdentity,
@@ -79,6 +92,7 @@ impl PeerChannels {
     pub fn new(identity: PeerIdentity, message_bytes_max: usize) -> Self {
         Self {
             channels: Mutex::new(HashMap::new()),
+            outages: Mutex::new(HashMap::new()),
             message_bytes_max,
             identity,
         }
@@ -90,6 +104,39 @@ impl PeerChannels {
 
     pub fn message_bytes_max(&self) -> usize {
         self.message_bytes_max
+    }
+
+    /// Records a call to `target` at `addr` that could not reach it; logs one line when
+    /// the peer has been unreachable for [`PEER_DOWN_REPORT_AFTER`].
+    fn record_unreachable(&self, target: NodeId, addr: &str, error: &dyn std::fmt::Display) {
+        let now = crate::rt::now();
+        let mut outages = self.outages.lock().expect("peer outage map poisoned");
+        let outage = outages.entry(addr.to_owned()).or_default();
+        let since = *outage.failing_since.get_or_insert(now);
+        if !outage.reported && now.duration_since(since) >= PEER_DOWN_REPORT_AFTER {
+            outage.reported = true;
+            tracing::warn!(
+                "node {target} at {addr} has been unreachable for {}s ({error}): is it \
+                 running, and is its peer_listen reachable from this node? Its partitions \
+                 keep working while a majority of their replicas is up",
+                PEER_DOWN_REPORT_AFTER.as_secs()
+            );
+        }
+    }
+
+    /// Records a call that reached `target`; logs one line if its outage was reported.
+    fn record_reachable(&self, target: NodeId, addr: &str) {
+        let mut outages = self.outages.lock().expect("peer outage map poisoned");
+        let Some(outage) = outages.remove(addr) else {
+            return;
+        };
+        if outage.reported {
+            let down = outage
+                .failing_since
+                .map(|since| crate::rt::now().duration_since(since).as_secs())
+                .unwrap_or_default();
+            tracing::info!("node {target} at {addr} is reachable again after {down}s");
+        }
     }
 
     pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
@@ -180,7 +227,17 @@ impl PeerClient {
             Rpc::Vote => client.vote(request).await,
             Rpc::InstallSnapshot => client.install_snapshot(request).await,
         };
-        let response: RaftResponse = result.map_err(|status| classify(status))?.into_inner();
+        let response: RaftResponse = match result {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                if status.code() == tonic::Code::Unavailable {
+                    self.peers
+                        .record_unreachable(self.target, &self.addr, &status.message());
+                }
+                return Err(classify(status));
+            }
+        };
+        self.peers.record_reachable(self.target, &self.addr);
         if !response.refused.is_empty() {
             crate::throttle::warn_every(
                 "peer refused",

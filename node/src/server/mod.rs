@@ -9,6 +9,8 @@
 
 #[cfg(not(madsim))]
 pub mod connections;
+#[cfg(not(madsim))]
+mod wire_status;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -73,6 +75,9 @@ fn builder(config: &ServerConfig) -> tonic::transport::Server {
         .tcp_nodelay(true)
 }
 
+/// Largest admin request: a topic name and its config.
+const ADMIN_MESSAGE_BYTES_MAX: usize = 64 << 10;
+
 /// Largest header block of a request: gRPC requests carry a handful of short headers.
 const HEADER_LIST_BYTES_MAX: u32 = 16 << 10;
 
@@ -87,7 +92,14 @@ pub fn serve_clients(
     let event_log = EventLogServer::new(EventLogService::new(api.clone()))
         .max_decoding_message_size(message_max)
         .max_encoding_message_size(message_max);
-    let admin = AdminServer::new(AdminService::new(api));
+    let admin = AdminServer::new(AdminService::new(api))
+        .max_decoding_message_size(ADMIN_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(message_max);
+    #[cfg(not(madsim))]
+    let (event_log, admin) = (
+        wire_status::WireStatus::new(event_log, "produce.request_bytes_max + 1 MiB framing"),
+        wire_status::WireStatus::new(admin, "admin requests are at most 64 KiB"),
+    );
     let router = builder(config).add_service(event_log).add_service(admin);
     #[cfg(not(madsim))]
     let limits = connections::ConnectionLimits {

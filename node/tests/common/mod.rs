@@ -110,7 +110,8 @@ impl TestCluster {
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(["--initial-cluster", &initial_cluster])
-            .env("EVLOG_LOG", "info,openraft=warn")
+            // The node's default log filter, unless a test sets EVLOG_LOG itself.
+            .env_remove("EVLOG_LOG")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::from(log.try_clone().expect("clone log")))
             .stderr(Stdio::from(log))
