@@ -50,6 +50,9 @@ pub struct ProduceBenchArgs {
     /// Producer batch size limit, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub batch_bytes_max: usize,
+    /// Produce requests the producer keeps in flight per partition (1 to 5).
+    #[arg(long, default_value_t = 1)]
+    pub requests_in_flight_per_partition: usize,
     /// Events published first and not counted.
     #[arg(long, default_value_t = 0)]
     pub warmup_events: u64,
@@ -123,7 +126,8 @@ async fn produce(client: &Client, args: ProduceBenchArgs) -> anyhow::Result<()> 
     let partitions = ensure_topic(client, &args).await?;
     let config = ProducerConfig::default()
         .with_linger_ms(args.linger_ms)
-        .with_batch_bytes_max(args.batch_bytes_max);
+        .with_batch_bytes_max(args.batch_bytes_max)
+        .with_max_in_flight_per_partition(args.requests_in_flight_per_partition);
     let producer = client.producer(config)?;
     let mut value = vec![0u8; args.size];
     rand::thread_rng().fill_bytes(&mut value);
@@ -336,6 +340,7 @@ mod tests {
             (a.replication_factor, a.linger_ms, a.warmup_events, a.json),
             (3, 0, 0, false)
         );
+        assert_eq!(a.requests_in_flight_per_partition, 1);
         let a = parse(&[
             "--events",
             "10",
@@ -348,7 +353,10 @@ mod tests {
             "--json",
             "--linger-ms",
             "0",
+            "--requests-in-flight-per-partition",
+            "5",
         ]);
+        assert_eq!(a.requests_in_flight_per_partition, 5);
         assert_eq!(
             (
                 a.events,
