@@ -15,6 +15,7 @@
 #                   durability sweep under faults, its summary printed; then (other) the
 #                   smoke test, every planted bug caught, the regression seeds
 #   6. determinism  a sample of seeds run twice each, every random draw compared
+#   6b. fuzz        every fuzz target (fuzz/, libFuzzer) for EVLOG_FUZZ_SECONDS (30) each
 #   7. compose      the image and the 3-node compose cluster: the deploy/README walk-through
 #                   from the host, and SIGKILL of the metadata leader (deploy/chaos/)
 set -euo pipefail
@@ -24,8 +25,9 @@ source scripts/env.sh
 
 skip_lint=${EVLOG_SKIP_LINT:-0}
 skip_docker=${EVLOG_SKIP_DOCKER:-0}
+fuzz_seconds=${EVLOG_FUZZ_SECONDS:-30}
 # evlog-node refuses EVLOG_* variables it does not know: keep ours from the nodes tests spawn.
-unset EVLOG_SKIP_LINT EVLOG_SKIP_DOCKER
+unset EVLOG_SKIP_LINT EVLOG_SKIP_DOCKER EVLOG_FUZZ_SECONDS
 
 started=$SECONDS
 current_step="start"
@@ -73,6 +75,7 @@ step "simulation (other)" env MADSIM_TEST_NUM="${EVLOG_SIM_SEEDS:-200}" \
 step "determinism" env MADSIM_TEST_CHECK_DETERMINISM=1 MADSIM_TEST_NUM="${EVLOG_DETERMINISM_SEEDS:-3}" \
   scripts/sim.sh --test smoke --test durability
 
+step "fuzz" scripts/fuzz.sh "$fuzz_seconds"
 if [[ $skip_docker == 1 ]]; then
   echo "==> compose: skipped (EVLOG_SKIP_DOCKER=1)"
 else

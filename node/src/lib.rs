@@ -34,6 +34,7 @@ pub mod config;
 #[cfg(not(madsim))]
 pub mod dev;
 pub mod error;
+pub mod fuzzing;
 pub mod keys;
 pub mod metadata;
 pub mod node;

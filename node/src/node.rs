@@ -21,8 +21,11 @@ use crate::raft::network::{PeerChannels, PeerIdentity};
 use crate::raft::transport::{PeerServices, RegisterRefusal, TransportService};
 use crate::raft::{openraft_config, peer_message_bytes_max, Raft, RaftTiming};
 use crate::server::{self, ServerHandle};
+#[cfg(feature = "rocksdb")]
 use crate::storage::rocks::RocksTuning;
-use crate::storage::{GroupCommit, RocksEngine, StorageEngine, WriteBatch};
+#[cfg(feature = "rocksdb")]
+use crate::storage::RocksEngine;
+use crate::storage::{GroupCommit, StorageEngine, WriteBatch};
 use crate::types::{NodeId, PartitionId};
 use crate::NodeError;
 
@@ -67,6 +70,7 @@ impl PeerServices for Groups {
 
 impl Node {
     /// Opens the node's RocksDB under `data_dir` and starts the node.
+    #[cfg(feature = "rocksdb")]
     pub async fn start(config: Config) -> Result<Node, NodeError> {
         config.validate()?;
         let tuning = RocksTuning {

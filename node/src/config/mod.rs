@@ -44,6 +44,7 @@ pub const OTHER_TOOLS_ENV_VARS: &[&str] = &[
     "EVLOG_SKIP_LINT",
     "EVLOG_SKIP_DOCKER",
     "EVLOG_DETERMINISM_SEEDS",
+    "EVLOG_FUZZ_SECONDS",
 ];
 
 /// Prefixes of `EVLOG_` variables that belong to other tools (the simulator, benchmarks

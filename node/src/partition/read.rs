@@ -143,7 +143,7 @@ fn segment_events(entry: &Entry, segment: u32, partition: PartitionId) -> &[Even
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rocksdb"))]
 mod tests {
     //! Goal: a read's size bound counts each event's overhead, so tiny or empty events
     //! cannot make a response unbounded. Method: one stored entry of 20,000 empty events,

@@ -60,6 +60,35 @@ struct AppendedRequest {
 }
 
 impl ProducerRecord {
+    /// Decodes a stored or snapshotted record and checks its invariants, so that a
+    /// damaged record is reported as corrupt instead of breaking an `assert!` later.
+    fn decode_checked(bytes: &[u8]) -> Result<ProducerRecord, String> {
+        let record: ProducerRecord = decode(bytes)?;
+        record.check()?;
+        Ok(record)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.recent.len() > IDEMPOTENCE_WINDOW {
+            return Err(format!(
+                "producer record remembers {} requests, at most {IDEMPOTENCE_WINDOW}",
+                self.recent.len()
+            ));
+        }
+        let mut next = self.recent.front().map(|r| r.first_sequence);
+        for request in &self.recent {
+            let end = request.first_sequence.checked_add(request.events);
+            if Some(request.first_sequence) != next || end.is_none() {
+                return Err("producer record's requests are not contiguous".to_owned());
+            }
+            next = end;
+        }
+        if next.is_some_and(|end| end != self.next_sequence) {
+            return Err("producer record's requests do not end at its next sequence".to_owned());
+        }
+        Ok(())
+    }
+
     /// Offset of the producer's newest request: how recently it was active.
     fn last_base_offset(&self) -> u64 {
         self.recent.back().map_or(0, |r| r.base_offset)
@@ -120,7 +149,8 @@ impl PartitionState {
         for (key, value) in stored {
             let producer_id = u64::from_be_bytes(key[9..17].try_into().expect("producer key"));
             let payload = crate::storage::verify_checksum(Cf::PartitionState, &key, &value)?;
-            let record: ProducerRecord = decode(payload).map_err(|e| corrupt(partition, e))?;
+            let record =
+                ProducerRecord::decode_checked(payload).map_err(|e| corrupt(partition, e))?;
             producers.insert(producer_id, record);
         }
         let (watermark, _) = watch::channel(Watermark {
@@ -266,6 +296,24 @@ struct PartitionSnapshot {
     producers: Vec<(u64, ProducerRecord)>,
 }
 
+impl PartitionSnapshot {
+    fn decode_checked(bytes: &[u8]) -> Result<PartitionSnapshot, String> {
+        let snapshot: PartitionSnapshot = decode(bytes)?;
+        for (_, record) in &snapshot.producers {
+            record.check()?;
+        }
+        Ok(snapshot)
+    }
+}
+
+/// Runs the decoders of this module's records on arbitrary bytes (the fuzz targets'
+/// entry, `crate::fuzzing`): each must answer garbage with an error.
+pub(crate) fn decode_records(bytes: &[u8]) {
+    let _ = decode::<Summary>(bytes);
+    let _ = ProducerRecord::decode_checked(bytes);
+    let _ = PartitionSnapshot::decode_checked(bytes);
+}
+
 impl GroupState for PartitionState {
     fn apply(
         &mut self,
@@ -301,7 +349,7 @@ impl GroupState for PartitionState {
     }
 
     fn install(&mut self, snapshot: &[u8], writes: &mut WriteBatch) -> Result<(), String> {
-        let snapshot: PartitionSnapshot = decode(snapshot)?;
+        let snapshot = PartitionSnapshot::decode_checked(snapshot)?;
         let (from, to) = keys::producer_range(self.partition);
         writes.delete_range(Cf::PartitionState, from, to);
         writes.delete_range(
@@ -334,7 +382,7 @@ impl GroupState for PartitionState {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rocksdb"))]
 mod tests {
     //! Goal: offsets are dense across segments and entries, and idempotent producers are
     //! deduplicated. Method: apply batches to a state over an empty in-test engine and
@@ -533,5 +581,46 @@ mod tests {
             !state.producers.contains_key(&1),
             "the least recently active is forgotten"
         );
+    }
+
+    #[test]
+    fn a_damaged_producer_record_is_corrupt_not_a_broken_invariant_later() {
+        // Goal: a record that decodes but breaks the window's invariants (seen when the
+        // stored_records fuzz target was written: `remember` asserts contiguity) is
+        // refused when read, not trusted until an assert fires on the next request.
+        let request = |first_sequence, events| AppendedRequest {
+            first_sequence,
+            events,
+            base_offset: 0,
+        };
+        let good = ProducerRecord {
+            next_sequence: 5,
+            recent: [request(0, 2), request(2, 3)].into(),
+        };
+        assert!(ProducerRecord::decode_checked(&encode(&good)).is_ok());
+        let damaged = [
+            ProducerRecord {
+                next_sequence: 5,
+                recent: [request(0, 2), request(3, 2)].into(),
+            },
+            ProducerRecord {
+                next_sequence: 9,
+                recent: [request(0, 2)].into(),
+            },
+            ProducerRecord {
+                next_sequence: 6,
+                recent: (0..6).map(|i| request(i, 1)).collect(),
+            },
+            ProducerRecord {
+                next_sequence: 0,
+                recent: [request(u64::MAX, 2)].into(),
+            },
+        ];
+        for record in damaged {
+            assert!(
+                ProducerRecord::decode_checked(&encode(&record)).is_err(),
+                "{record:?}"
+            );
+        }
     }
 }

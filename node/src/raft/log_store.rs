@@ -97,7 +97,7 @@ impl LogStore {
         });
     }
 
-    fn decode_entry(key: &[u8], framed: &[u8]) -> Result<Entry, RaftStorageError> {
+    pub(crate) fn decode_entry(key: &[u8], framed: &[u8]) -> Result<Entry, RaftStorageError> {
         let bytes = verify_checksum(Cf::RaftLog, key, framed)
             .map_err(|e| logs_error(ErrorVerb::Read, e))?;
         let entry: Entry = decode(bytes).map_err(|e| logs_error(ErrorVerb::Read, e))?;

@@ -7,9 +7,11 @@
 //! reached via [`GroupCommit`] so that appends of many partitions share one fsync.
 
 mod group_commit;
+#[cfg(feature = "rocksdb")]
 pub mod rocks;
 
 pub use group_commit::{GroupCommit, GroupCommitStats};
+#[cfg(feature = "rocksdb")]
 pub use rocks::RocksEngine;
 
 use crate::keys::Cf;

@@ -1,0 +1,4 @@
+//! Fuzz target: `evlog_node::fuzzing::raft_messages` on every input.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| evlog_node::fuzzing::raft_messages(bytes));
