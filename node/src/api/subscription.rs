@@ -1,9 +1,10 @@
 //! One Subscribe stream: reads from the start position, then follows new commits.
 //!
-//! Memory is bounded twice. Every message waiting for its client holds its bytes from the
-//! stream's own buffer (`read.subscribe_buffer_bytes_max`) and from the node's
-//! subscription budget (`memory.subscribe_bytes_max`); both come back when the transport
-//! takes the message. A stream whose buffer is full waits (its reads pause: backpressure).
+//! Memory is bounded twice. Every message waiting for its client holds its events'
+//! accounted bytes from the stream's own buffer (`read.subscribe_buffer_bytes_max`) and
+//! from the node's subscription budget (`memory.subscribe_bytes_max`); a read reserves
+//! its most (`max_bytes`) first and gives back what it did not use, and the rest comes
+//! back when the transport takes the message. A stream whose buffer is full waits (its reads pause: backpressure).
 //! A client that takes nothing for `read.slow_consumer_timeout_ms` while messages wait
 //! for it is a slow consumer: the stream ends with SLOW_CONSUMER and frees its buffer
 //! (the client resubscribes from its next offset; nothing is lost).
@@ -50,10 +51,7 @@ struct Queued {
 type Sink = mpsc::Sender<Queued>;
 
 /// When the client last took a message, in milliseconds since the stream opened.
-#[derive(Default)]
-struct Pace {
-    last_taken_ms: AtomicU64,
-}
+type LastTakenMs = Arc<AtomicU64>;
 
 /// Opens the stream for `request`: its first message is an error when this node cannot
 /// serve it (unknown topic, not the leader, ...).
@@ -64,7 +62,7 @@ pub fn open(
 ) -> SubscribeStream {
     let (tx, rx) = mpsc::channel::<Queued>(CHANNEL_MESSAGES);
     let opened = crate::rt::now();
-    let pace = Arc::new(Pace::default());
+    let last_taken_ms = LastTakenMs::default();
     match ctx.leader_target(&request.topic, request.partition) {
         Err(e) => {
             let _ = tx.try_send(unbudgeted(failure(e)));
@@ -76,7 +74,8 @@ pub fn open(
                 target,
                 limits,
                 heartbeat: heartbeat_interval(ctx, &request),
-                pace: pace.clone(),
+                topic: request.topic.clone(),
+                last_taken_ms: last_taken_ms.clone(),
                 opened,
                 tx,
             };
@@ -86,7 +85,7 @@ pub fn open(
     Box::pin(
         tokio_stream::wrappers::ReceiverStream::new(rx).map(move |queued| {
             let taken_ms = opened.elapsed().as_millis() as u64;
-            pace.last_taken_ms.store(taken_ms, Ordering::Relaxed);
+            last_taken_ms.store(taken_ms, Ordering::Relaxed);
             Ok(queued.message)
         }),
     )
@@ -137,7 +136,8 @@ struct Follower {
     /// This stream's own buffer, in bytes.
     buffer: Arc<Semaphore>,
     heartbeat: Duration,
-    pace: Arc<Pace>,
+    topic: String,
+    last_taken_ms: LastTakenMs,
     opened: crate::rt::Instant,
     tx: Sink,
 }
@@ -178,20 +178,20 @@ impl Follower {
         if self.tx.send(unbudgeted(first)).await.is_err() {
             return;
         }
-        self.follow(next, &request.topic).await;
+        self.follow(next).await;
     }
 
     /// Streams committed events from `next` on, forever or until something ends it.
-    async fn follow(&self, mut next: u64, topic: &str) {
+    async fn follow(&self, mut next: u64) {
         let mut watermark = self.target.replica.watermark();
         let mut last_sent = crate::rt::now();
         loop {
-            if let Some(e) = self.reason_to_end(topic) {
+            if let Some(e) = self.reason_to_end() {
                 return self.end_with(e).await;
             }
             let current = *watermark.borrow_and_update();
             if next < current.high {
-                let (own, budget, slot) = match self.wait_for_room().await {
+                let (mut own, mut budget, slot) = match self.wait_for_room().await {
                     Wait::Room(own, budget, slot) => (own, budget, slot),
                     Wait::End(e) => return self.end_with(e).await,
                     Wait::Gone => return,
@@ -208,6 +208,9 @@ impl Follower {
                     );
                 };
                 next = last.offset + 1;
+                let bytes: usize = events.iter().map(|e| e.event.accounted_bytes()).sum();
+                drop(own.split(own.num_permits().saturating_sub(bytes.max(1))));
+                budget.shrink_to(bytes);
                 let message = pb::SubscribeResponse {
                     events: events.into_iter().map(stored_to_wire).collect(),
                     high_watermark: current.high,
@@ -248,12 +251,12 @@ impl Follower {
     }
 
     /// An error that ends the stream now: shutdown, or this replica no longer leads.
-    fn reason_to_end(&self, topic: &str) -> Option<pb::Error> {
+    fn reason_to_end(&self) -> Option<pb::Error> {
         if *self.ctx.shutdown.borrow() {
             return Some(error(pb::ErrorCode::ShuttingDown, "node is shutting down"));
         }
         if let Leadership::Follower { leader } = self.target.replica.leadership() {
-            let message = format!("node {} no longer leads {topic}", self.ctx.node_id);
+            let message = format!("node {} no longer leads {}", self.ctx.node_id, self.topic);
             return Some(not_leader(message, leader, &self.ctx.metadata.view()));
         }
         None
@@ -293,7 +296,7 @@ impl Follower {
             if self.tx.is_closed() {
                 return Wait::Gone;
             }
-            if let Some(e) = self.reason_to_end("its topic") {
+            if let Some(e) = self.reason_to_end() {
                 return Wait::End(e);
             }
             if let Some(e) = self.slow_consumer() {
@@ -309,7 +312,7 @@ impl Follower {
             return None; // Nothing of ours waits: the node's budget is what is full.
         }
         let limit = self.ctx.limits.slow_consumer_timeout;
-        let taken_ms = self.pace.last_taken_ms.load(Ordering::Relaxed);
+        let taken_ms = self.last_taken_ms.load(Ordering::Relaxed);
         let stalled = self
             .opened
             .elapsed()

@@ -22,7 +22,7 @@ pub struct MemoryBudget {
 /// Bytes held from a [`MemoryBudget`]; given back on drop.
 #[derive(Debug)]
 pub struct BudgetPermit {
-    _permit: Option<OwnedSemaphorePermit>,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 /// The budget stayed full for the whole wait.
@@ -75,7 +75,7 @@ impl MemoryBudget {
         let acquire = self.semaphore.clone().acquire_many_owned(wanted);
         match crate::rt::timeout(wait, acquire).await {
             Some(Ok(permit)) => Ok(BudgetPermit {
-                _permit: Some(permit),
+                permit: Some(permit),
             }),
             Some(Err(_closed)) => unreachable!("a memory budget's semaphore is never closed"),
             None => Err(BudgetExhausted {
@@ -98,7 +98,7 @@ impl MemoryBudget {
             .await
             .expect("a memory budget's semaphore is never closed");
         BudgetPermit {
-            _permit: Some(permit),
+            permit: Some(permit),
         }
     }
 
@@ -110,7 +110,7 @@ impl MemoryBudget {
             .try_acquire_many_owned(self.permits_for(bytes))
             .ok()?;
         Some(BudgetPermit {
-            _permit: Some(permit),
+            permit: Some(permit),
         })
     }
 
@@ -123,13 +123,35 @@ impl MemoryBudget {
 impl BudgetPermit {
     /// A permit that holds nothing (for callers outside any budget, e.g. tests).
     pub fn none() -> Self {
-        Self { _permit: None }
+        Self { permit: None }
+    }
+
+    /// Gives back what this permit holds beyond `bytes` (at least 1 byte stays held):
+    /// for a caller that reserved its most and then used less.
+    pub fn shrink_to(&mut self, bytes: usize) {
+        if let Some(permit) = &mut self.permit {
+            let keep = u32::try_from(bytes.max(1)).unwrap_or(u32::MAX);
+            drop(permit.split(permit.num_permits().saturating_sub(keep as usize)));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_shrunk_permit_gives_back_what_it_did_not_use() {
+        let budget = MemoryBudget::new("test.bytes_max", 1000);
+        let mut permit = budget.acquire_waiting(600).await;
+        assert_eq!(budget.in_use(), 600);
+        permit.shrink_to(100);
+        assert_eq!(budget.in_use(), 100);
+        permit.shrink_to(0);
+        assert_eq!(budget.in_use(), 1, "at least one byte stays held");
+        drop(permit);
+        assert_eq!(budget.in_use(), 0);
+    }
 
     #[tokio::test]
     async fn bytes_come_back_when_the_permit_is_dropped() {

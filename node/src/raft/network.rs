@@ -5,6 +5,7 @@
 //! cluster's id, this node and the target node, which the receiver checks.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,6 +84,9 @@ struct Outage {
 pub struct PeerChannels {
     channels: Mutex<HashMap<String, Channel>>,
     outages: Mutex<HashMap<String, Outage>>,
+    /// How many addresses `outages` holds: a call that reached its peer looks at the map
+    /// only when some outage is open (every AppendEntries passes here).
+    open_outages: AtomicUsize,
     /// Largest message sent or accepted ([`super::peer_message_bytes_max`]).
     message_bytes_max: usize,
     identity: PeerIdentity,
@@ -93,6 +97,7 @@ impl PeerChannels {
         Self {
             channels: Mutex::new(HashMap::new()),
             outages: Mutex::new(HashMap::new()),
+            open_outages: AtomicUsize::new(0),
             message_bytes_max,
             identity,
         }
@@ -111,7 +116,10 @@ impl PeerChannels {
     fn record_unreachable(&self, target: NodeId, addr: &str, error: &dyn std::fmt::Display) {
         let now = crate::rt::now();
         let mut outages = self.outages.lock().expect("peer outage map poisoned");
-        let outage = outages.entry(addr.to_owned()).or_default();
+        let outage = outages.entry(addr.to_owned()).or_insert_with(|| {
+            self.open_outages.fetch_add(1, Ordering::Relaxed);
+            Outage::default()
+        });
         let since = *outage.failing_since.get_or_insert(now);
         if !outage.reported && now.duration_since(since) >= PEER_DOWN_REPORT_AFTER {
             outage.reported = true;
@@ -126,10 +134,14 @@ impl PeerChannels {
 
     /// Records a call that reached `target`; logs one line if its outage was reported.
     fn record_reachable(&self, target: NodeId, addr: &str) {
+        if self.open_outages.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let mut outages = self.outages.lock().expect("peer outage map poisoned");
         let Some(outage) = outages.remove(addr) else {
             return;
         };
+        self.open_outages.fetch_sub(1, Ordering::Relaxed);
         if outage.reported {
             let down = outage
                 .failing_since

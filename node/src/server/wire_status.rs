@@ -11,6 +11,7 @@
 //! Any other status (`UNIMPLEMENTED` for an unknown method, ...) passes unchanged.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::body::Body;
@@ -25,14 +26,14 @@ use tonic::{Code, Status};
 pub struct WireStatus<S> {
     inner: S,
     /// How the message limit was set, for the refusal's message.
-    limit_source: &'static str,
+    limit_source: Arc<str>,
 }
 
 impl<S> WireStatus<S> {
-    pub fn new(inner: S, limit_source: &'static str) -> Self {
+    pub fn new(inner: S, limit_source: String) -> Self {
         Self {
             inner,
-            limit_source,
+            limit_source: limit_source.into(),
         }
     }
 }
@@ -56,10 +57,10 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let answered = self.inner.call(request);
-        let limit_source = self.limit_source;
+        let limit_source = self.limit_source.clone();
         Box::pin(async move {
             let response = answered.await?;
-            Ok(rewrite(response, limit_source))
+            Ok(rewrite(response, &limit_source))
         })
     }
 }
