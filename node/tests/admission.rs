@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::grpc::{self, code_of, events, produce_request};
+use common::grpc::{self, code_of, events, produce, produce_request};
 use common::TestCluster;
 use evlog_proto::evlog::v1 as pb;
 use evlog_proto::evlog::v1::event_log_client::EventLogClient;
@@ -20,16 +20,6 @@ use tonic::transport::Channel;
 /// Generous bound on how long the next ordinary produce may take after an abusive one
 /// (a liveness bound, not a performance target: a stalled partition takes over a minute).
 const NEXT_WRITE_BOUND: Duration = Duration::from_secs(5);
-
-async fn produce(
-    log: &mut EventLogClient<Channel>,
-    request: pb::ProduceRequest,
-) -> pb::ProduceResponse {
-    log.produce(request)
-        .await
-        .expect("produce rpc")
-        .into_inner()
-}
 
 /// An ordinary one-event produce must succeed within [`NEXT_WRITE_BOUND`].
 async fn next_write_is_taken(log: &mut EventLogClient<Channel>, after: &str) {
@@ -60,9 +50,7 @@ fn refusal(response: &pb::ProduceResponse, code: ErrorCode, limit: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_at_and_past_every_limit_never_stall_the_partition() {
     let cluster = TestCluster::start(3);
-    let bootstrap = cluster.bootstrap();
-    grpc::create_topic(&bootstrap[0], "t", 1, 3).await;
-    let leader = grpc::leader_of(&bootstrap, "t", 0).await;
+    let leader = grpc::one_partition_topic(&cluster.bootstrap(), "t", 3).await;
     let mut log = grpc::event_log(grpc::channel(&leader).await);
 
     // The finding: a million empty events (2 MB on the wire) are refused at once.
@@ -149,9 +137,7 @@ async fn a_full_queue_refuses_the_excess_retryably_and_loses_nothing_it_acknowle
             ("EVLOG_PRODUCE__ADMISSION_WAIT_MS", "1"),
         ],
     );
-    let bootstrap = cluster.bootstrap();
-    grpc::create_topic(&bootstrap[0], "t", 1, 1).await;
-    let leader = grpc::leader_of(&bootstrap, "t", 0).await;
+    let leader = grpc::one_partition_topic(&cluster.bootstrap(), "t", 1).await;
     let log = grpc::event_log(grpc::channel(&leader).await);
 
     let started = Instant::now();

@@ -71,8 +71,7 @@ async fn silent_and_idle_connections_are_capped_and_closed_and_others_are_served
         ],
     );
     let addr = cluster.node(1).addr.clone();
-    grpc::create_topic(&addr, "t", 1, 1).await;
-    grpc::leader_of(&cluster.bootstrap(), "t", 0).await;
+    grpc::one_partition_topic(&cluster.bootstrap(), "t", 1).await;
     let pid = cluster.pid(1).expect("node 1 runs");
     let baseline = open_fds(pid);
 

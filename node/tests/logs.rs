@@ -62,17 +62,23 @@ async fn wait_caught_up(client: &Client, cluster: &TestCluster, id: u64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn normal_operation_logs_nothing_at_warn_or_error() {
-    let mut cluster = TestCluster::start(3);
+/// Three nodes and the topic, created right after they start (the client retries while
+/// the cluster forms), with `events_per_partition` events in each partition.
+async fn cluster_with_topic(events_per_partition: usize) -> (TestCluster, Client) {
+    let cluster = TestCluster::start(3);
     let client = Client::connect(cluster.bootstrap()).await.expect("connect");
-    // Right after start: the client retries while the cluster forms.
     client
         .admin()
         .create_topic(TOPIC, PARTITIONS, 3)
         .await
         .expect("create topic");
-    produce_to_every_partition(&client, 50).await;
+    produce_to_every_partition(&client, events_per_partition).await;
+    (cluster, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn normal_operation_logs_nothing_at_warn_or_error() {
+    let (mut cluster, client) = cluster_with_topic(50).await;
 
     // A follower stops for a few seconds (a restart, an upgrade) and catches up.
     cluster.stop_node(3);
@@ -98,14 +104,7 @@ async fn normal_operation_logs_nothing_at_warn_or_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_down_for_long_is_one_line_and_one_when_it_is_back() {
-    let mut cluster = TestCluster::start(3);
-    let client = Client::connect(cluster.bootstrap()).await.expect("connect");
-    client
-        .admin()
-        .create_topic(TOPIC, PARTITIONS, 3)
-        .await
-        .expect("create topic");
-    produce_to_every_partition(&client, 10).await;
+    let (mut cluster, client) = cluster_with_topic(10).await;
 
     cluster.kill_node(3);
     // Writes go on with two of three replicas while node 3 is down for 15 s.

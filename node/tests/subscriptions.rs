@@ -109,8 +109,7 @@ async fn subscribers_that_never_read_stay_within_their_budget_and_are_cut_off() 
         ],
     );
     let addr = cluster.node(1).addr.clone();
-    grpc::create_topic(&addr, "t", 1, 1).await;
-    grpc::leader_of(&cluster.bootstrap(), "t", 0).await;
+    grpc::one_partition_topic(&cluster.bootstrap(), "t", 1).await;
     let pid = cluster.pid(1).expect("node runs");
     // 128 MiB in the partition first, so the subscribers have plenty to fall behind on.
     fill(&addr, 2048, 64 << 10).await;
@@ -201,8 +200,7 @@ async fn subscribers_that_never_read_stay_within_their_budget_and_are_cut_off() 
 async fn an_idle_stream_heartbeats_and_a_frozen_leader_is_left_for_the_new_one() {
     let cluster = TestCluster::start(3);
     let bootstrap = cluster.bootstrap();
-    grpc::create_topic(&bootstrap[0], "t", 1, 3).await;
-    let leader = grpc::leader_of(&bootstrap, "t", 0).await;
+    let leader = grpc::one_partition_topic(&bootstrap, "t", 3).await;
 
     // A raw idle stream: heartbeats carry the high watermark (1: the leader probe).
     let mut log = grpc::event_log(grpc::channel(&leader).await);

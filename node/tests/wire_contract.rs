@@ -11,22 +11,10 @@
 
 mod common;
 
-use common::grpc::{self, code_of, events, produce_request};
+use common::grpc::{self, code_of, events, produce, produce_request};
 use common::TestCluster;
 use evlog_proto::evlog::v1 as pb;
-use evlog_proto::evlog::v1::event_log_client::EventLogClient;
 use pb::ErrorCode;
-use tonic::transport::Channel;
-
-async fn produce(
-    log: &mut EventLogClient<Channel>,
-    request: pb::ProduceRequest,
-) -> pb::ProduceResponse {
-    log.produce(request)
-        .await
-        .expect("produce rpc")
-        .into_inner()
-}
 
 fn idempotent(
     producer_id: u64,
@@ -50,8 +38,7 @@ fn idempotent(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_inside_the_window_of_five_get_their_original_offsets() {
     let cluster = TestCluster::start(3);
-    grpc::create_topic(&cluster.node(1).addr, "t", 1, 3).await;
-    let leader = grpc::leader_of(&cluster.bootstrap(), "t", 0).await;
+    let leader = grpc::one_partition_topic(&cluster.bootstrap(), "t", 3).await;
     let mut log = grpc::event_log(grpc::channel(&leader).await);
     let producer_id = 0x5eed_1234;
 
@@ -180,8 +167,7 @@ struct Undecodable {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transport_refusals_are_resource_exhausted_and_invalid_argument() {
     let cluster = TestCluster::start(1);
-    grpc::create_topic(&cluster.node(1).addr, "t", 1, 1).await;
-    let leader = grpc::leader_of(&cluster.bootstrap(), "t", 0).await;
+    let leader = grpc::one_partition_topic(&cluster.bootstrap(), "t", 1).await;
     let channel = grpc::channel(&leader).await;
     let mut log = grpc::event_log(channel.clone());
 

@@ -114,6 +114,24 @@ pub async fn leader_of(bootstrap: &[String], topic: &str, partition: u32) -> Str
     }
 }
 
+/// Creates topic `name` with one partition and replication factor `rf` and returns the
+/// client address of its leader, once it takes writes.
+pub async fn one_partition_topic(bootstrap: &[String], name: &str, rf: u32) -> String {
+    create_topic(&bootstrap[0], name, 1, rf).await;
+    leader_of(bootstrap, name, 0).await
+}
+
+/// One Produce call; the gRPC call itself must succeed (the answer may carry an error).
+pub async fn produce(
+    log: &mut EventLogClient<Channel>,
+    request: pb::ProduceRequest,
+) -> pb::ProduceResponse {
+    log.produce(request)
+        .await
+        .expect("produce rpc")
+        .into_inner()
+}
+
 /// `count` events of `value_bytes` bytes each.
 pub fn events(count: usize, value_bytes: usize) -> Vec<pb::Event> {
     let event = pb::Event {
