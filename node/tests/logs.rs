@@ -1,7 +1,8 @@
 //! Goal: logs a person can read (finding 7). Normal operation (start, topic creation,
 //! first elections, writes, a follower stopping for a few seconds and catching up) prints
 //! nothing at WARN or ERROR with the node's default log filter; a real fault (a peer down
-//! for longer than 10 s) prints one line per node that saw it, and one when it is back.
+//! for longer than 10 s) prints one line on each node that talks to it, and one when it
+//! is back.
 //!
 //! Method: real `evlog-node` processes with the default `EVLOG_LOG`; their logs are read
 //! from the files the harness writes and searched for WARN and ERROR lines.
@@ -117,24 +118,33 @@ async fn a_peer_down_for_long_is_one_line_and_one_when_it_is_back() {
     wait_caught_up(&client, &cluster, 3).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    // Only a node that leads some group sends node 3 anything (followers do not talk to
+    // each other), so at least one of nodes 1 and 2 noticed; each that did says so once.
     let peer = &cluster.node(3).peer_addr;
+    let mut noticed = 0;
     for id in 1..=2 {
         let log = cluster.log(id);
         let loud = loud_lines(&log);
-        let down: Vec<&&str> = loud
+        let down = loud
             .iter()
             .filter(|line| line.contains(&format!("node 3 at {peer} has been unreachable")))
-            .collect();
-        assert_eq!(
-            (down.len(), loud.len()),
-            (1, 1),
-            "node {id} should log node 3's outage once and nothing else loud:\n{}",
+            .count();
+        assert!(
+            down <= 1 && loud.len() == down,
+            "node {id} should log node 3's outage at most once and nothing else loud:\n{}",
             loud.join("\n")
         );
-        assert!(
-            log.contains(&format!("node 3 at {peer} is reachable again")),
-            "node {id} did not log node 3's return: {}",
-            cluster.log_tail(id)
-        );
+        if down == 1 {
+            noticed += 1;
+            assert!(
+                log.contains(&format!("node 3 at {peer} is reachable again")),
+                "node {id} did not log node 3's return: {}",
+                cluster.log_tail(id)
+            );
+        }
     }
+    assert!(
+        noticed >= 1,
+        "neither node 1 nor node 2 logged node 3's outage"
+    );
 }
