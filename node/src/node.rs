@@ -135,6 +135,7 @@ impl Node {
             node_id: config.node_id,
             cluster_id: Arc::from(config.cluster_id.as_str()),
             metadata: metadata.clone(),
+            peers: peers.clone(),
             registry: registry.clone(),
             limits: api_limits(&config),
             subscribe_budget: MemoryBudget::new(

@@ -159,3 +159,91 @@ async fn scenario() -> String {
     drop(cluster);
     trace
 }
+
+/// A node that has not yet applied a new topic never says it does not exist: it asks the
+/// metadata leader how far the group has committed (Raft's ReadIndex) first. Cut off from
+/// its peers (not from clients), it answers UNAVAILABLE, which clients retry; back in
+/// touch, it knows the topic at once; a topic nobody created is UNKNOWN_TOPIC there.
+/// Without the read index the lagging node answered UNKNOWN_TOPIC for the new topic (seen
+/// in CI: a Python client created a topic and was told by another node it did not exist).
+#[test]
+fn a_lagging_node_never_calls_a_new_topic_unknown() {
+    evlog_sim_tests::runner::init_tracing("warn");
+    for seed in 1..=5 {
+        evlog_sim_tests::runner::run_seed(seed, lagging_node_scenario);
+    }
+}
+
+async fn lagging_node_scenario() -> String {
+    use evlog_client::ErrorCode;
+    use evlog_node::types::PartitionId;
+    let cluster = std::sync::Arc::new(SimCluster::start(3, false).await);
+    let client_node = cluster.client_node("client", 1);
+    let addrs = cluster.addrs.clone();
+    let levers = cluster.clone();
+    let trace = client_node
+        .spawn(async move {
+            let client = Client::with_config(
+                ClientConfig::new(addrs.clone()).with_operation_deadline_ms(60_000),
+            )
+            .await
+            .expect("connect");
+            create_topic(&client).await;
+            let leader = loop {
+                if let Some(leader) = levers.leader_of(PartitionId::METADATA) {
+                    break leader;
+                }
+                madsim::time::sleep(Duration::from_millis(100)).await;
+            };
+            let lagging = levers.ids().find(|id| *id != leader).expect("a follower");
+            for peer in levers.ids().filter(|id| *id != lagging) {
+                levers.clog_link(peer, lagging);
+                levers.clog_link(lagging, peer);
+            }
+            client
+                .admin()
+                .create_topic("created-while-cut-off", 1, 2)
+                .await
+                .expect("the majority creates the topic");
+            let at_lagging = &addrs[(lagging - 1) as usize];
+            let cut_off = client
+                .admin()
+                .describe_topic_at(at_lagging, "created-while-cut-off")
+                .await
+                .expect_err("the lagging node has not applied the topic");
+            assert_eq!(cut_off.code(), Some(ErrorCode::Unavailable), "{cut_off}");
+            for peer in levers.ids().filter(|id| *id != lagging) {
+                levers.unclog_link(peer, lagging);
+                levers.unclog_link(lagging, peer);
+            }
+            // Back in touch: UNAVAILABLE while links recover, then the topic; never UNKNOWN.
+            let mut answers = 0;
+            let info = loop {
+                answers += 1;
+                match client
+                    .admin()
+                    .describe_topic_at(at_lagging, "created-while-cut-off")
+                    .await
+                {
+                    Ok(info) => break info,
+                    Err(e) => {
+                        assert_eq!(e.code(), Some(ErrorCode::Unavailable), "{e}");
+                        assert!(answers < 50, "the lagging node never caught up: {e}");
+                        madsim::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            };
+            assert_eq!(info.partitions.len(), 1);
+            let unknown = client
+                .admin()
+                .describe_topic_at(at_lagging, "never-created")
+                .await
+                .expect_err("no such topic");
+            assert_eq!(unknown.code(), Some(ErrorCode::UnknownTopic), "{unknown}");
+            format!("node {lagging} lagged behind leader {leader}: {cut_off}; {answers} answers")
+        })
+        .await
+        .expect("client task");
+    drop(cluster);
+    trace
+}

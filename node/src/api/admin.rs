@@ -9,7 +9,7 @@ use evlog_proto::evlog::v1 as pb;
 use evlog_proto::evlog::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
 
-use super::errors::{self, error, invalid};
+use super::errors::{self, invalid};
 use super::ApiContext;
 use crate::metadata::state::{
     validate_topic_spec, MetadataCommand, MetadataResponse, MetadataView, TopicInfo, TopicSpec,
@@ -160,28 +160,17 @@ impl Admin for AdminService {
         request: Request<pb::DescribeTopicRequest>,
     ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
         let name = request.into_inner().name;
-        let view = match self.ctx.metadata_view() {
-            Ok(view) => view,
-            Err(e) => {
-                return Ok(Response::new(pb::DescribeTopicResponse {
-                    error: Some(e),
-                    topic: None,
-                }))
-            }
-        };
-        Ok(Response::new(match view.topics.get(&name) {
-            Some(info) => pb::DescribeTopicResponse {
+        let answer = match self.ctx.topic_view(&name).await {
+            Ok(view) => pb::DescribeTopicResponse {
                 error: None,
-                topic: Some(self.describe(info, &view)),
+                topic: Some(self.describe(&view.topics[&name], &view)),
             },
-            None => pb::DescribeTopicResponse {
-                error: Some(error(
-                    pb::ErrorCode::UnknownTopic,
-                    format!("topic {name:?} does not exist"),
-                )),
+            Err(e) => pb::DescribeTopicResponse {
+                error: Some(e),
                 topic: None,
             },
-        }))
+        };
+        Ok(Response::new(answer))
     }
 
     async fn describe_cluster(

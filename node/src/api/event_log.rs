@@ -140,7 +140,11 @@ impl EventLog for EventLogService {
         request: Request<pb::ProduceRequest>,
     ) -> Result<Response<pb::ProduceResponse>, Status> {
         let request = request.into_inner();
-        let target = match self.ctx.leader_target(&request.topic, request.partition) {
+        let target = match self
+            .ctx
+            .leader_target(&request.topic, request.partition)
+            .await
+        {
             Ok(target) => target,
             Err(e) => return produce_error(e),
         };
@@ -219,7 +223,11 @@ impl EventLog for EventLogService {
                 ..Default::default()
             }))
         };
-        let target = match self.ctx.leader_target(&request.topic, request.partition) {
+        let target = match self
+            .ctx
+            .leader_target(&request.topic, request.partition)
+            .await
+        {
             Ok(target) => target,
             Err(e) => return respond(e),
         };
@@ -250,9 +258,9 @@ impl EventLog for EventLogService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let request = request.into_inner();
         let limits = self.read_limits(request.max_bytes, u32::MAX);
-        Ok(Response::new(super::subscription::open(
-            &self.ctx, request, limits,
-        )))
+        Ok(Response::new(
+            super::subscription::open(&self.ctx, request, limits).await,
+        ))
     }
 }
 

@@ -14,11 +14,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::metadata::read_index;
 use crate::metadata::state::MetadataView;
 use crate::metadata::MetadataGroup;
 use crate::partition::budget::MemoryBudget;
 use crate::partition::state::Watermark;
 use crate::partition::{Leadership, Registry, Replica};
+use crate::raft::network::PeerChannels;
 use crate::storage::StorageEngine;
 use crate::types::{NodeId, PartitionId};
 use evlog_proto::evlog::v1 as pb;
@@ -37,12 +39,21 @@ pub struct ApiLimits {
     pub slow_consumer_timeout: Duration,
 }
 
+/// How long a node waits to confirm that it has seen every topic before it answers
+/// UNKNOWN_TOPIC (at most the request timeout).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The retry hint when it could not.
+const CATCH_UP_RETRY_AFTER_MS: u32 = 200;
+
 /// What the services share.
 #[derive(Clone)]
 pub struct ApiContext {
     pub node_id: NodeId,
     pub cluster_id: Arc<str>,
     pub metadata: Arc<MetadataGroup>,
+    /// Channels to the peers, for the metadata read index (see `topic_view`).
+    pub peers: Arc<PeerChannels>,
     pub registry: Arc<Registry>,
     pub limits: ApiLimits,
     /// The node's budget for events waiting in subscriptions (`memory.subscribe_bytes_max`).
@@ -77,24 +88,52 @@ impl ApiContext {
         ))
     }
 
+    /// This node's view once it holds `topic`; UNKNOWN_TOPIC only after the metadata leader
+    /// confirmed (Raft's ReadIndex, `metadata::read_index`) that this replica has applied
+    /// everything committed, so a topic created a moment ago on another node is never
+    /// "unknown" here. UNAVAILABLE when that cannot be confirmed.
+    pub async fn topic_view(&self, topic: &str) -> Result<Arc<MetadataView>, pb::Error> {
+        // A known topic is served even from a stopped metadata replica's view: the
+        // partitions this node leads run their own Raft groups.
+        let view = self.metadata.view();
+        if view.topics.contains_key(topic) {
+            return Ok(view);
+        }
+        // A frozen view lacks what was created since: not knowing is not "no such topic".
+        self.metadata_view()?;
+        let timeout = CATCH_UP_TIMEOUT.min(self.limits.request_timeout);
+        let caught_up = read_index::catch_up(self.node_id, &self.metadata, &self.peers, timeout);
+        if let Err(why) = caught_up.await {
+            return Err(errors::retry_after(
+                pb::ErrorCode::Unavailable,
+                format!(
+                    "node {} cannot confirm whether topic {topic:?} exists: {why}",
+                    self.node_id
+                ),
+                CATCH_UP_RETRY_AFTER_MS,
+            ));
+        }
+        let view = self.metadata.view();
+        if view.topics.contains_key(topic) {
+            return Ok(view);
+        }
+        Err(errors::error(
+            pb::ErrorCode::UnknownTopic,
+            format!("topic {topic:?} does not exist"),
+        ))
+    }
+
     /// Resolves (topic, index) and checks that this node leads it. Every refusal is an
     /// answer the client can act on: unknown topic/partition, or NOT_LEADER with a hint.
-    pub fn leader_target(&self, topic: &str, index: u32) -> Result<Target, pb::Error> {
+    pub async fn leader_target(&self, topic: &str, index: u32) -> Result<Target, pb::Error> {
         if *self.shutdown.borrow() {
             return Err(errors::error(
                 pb::ErrorCode::ShuttingDown,
                 "node is shutting down",
             ));
         }
-        let view = self.metadata.view();
-        let Some(info) = view.topics.get(topic) else {
-            // A frozen view lacks what was created since: not knowing is not "no such topic".
-            self.metadata_view()?;
-            return Err(errors::error(
-                pb::ErrorCode::UnknownTopic,
-                format!("topic {topic:?} does not exist"),
-            ));
-        };
+        let view = self.topic_view(topic).await?;
+        let info = &view.topics[topic];
         let Some(placement) = info.partitions.get(index as usize) else {
             return Err(errors::error(
                 pb::ErrorCode::UnknownPartition,

@@ -55,7 +55,7 @@ type LastTakenMs = Arc<AtomicU64>;
 
 /// Opens the stream for `request`: its first message is an error when this node cannot
 /// serve it (unknown topic, not the leader, ...).
-pub fn open(
+pub async fn open(
     ctx: &ApiContext,
     request: pb::SubscribeRequest,
     limits: ReadLimits,
@@ -63,7 +63,7 @@ pub fn open(
     let (tx, rx) = mpsc::channel::<Queued>(CHANNEL_MESSAGES);
     let opened = crate::rt::now();
     let last_taken_ms = LastTakenMs::default();
-    match ctx.leader_target(&request.topic, request.partition) {
+    match ctx.leader_target(&request.topic, request.partition).await {
         Err(e) => {
             let _ = tx.try_send(unbudgeted(failure(e)));
         }

@@ -2,6 +2,7 @@
 //! nodes, topics and partition placement, and the reconciler that makes the local
 //! replicas follow placement.
 
+pub mod read_index;
 pub mod reconciler;
 pub mod registration;
 pub mod state;

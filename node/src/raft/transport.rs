@@ -1,13 +1,16 @@
 //! The server side of the node-to-node Raft transport, on the peer listener: checks that
 //! a message is for this cluster and this node, finds the local replica of its group and
-//! hands the request to its Raft; and takes the registrations of peers' client addresses
-//! on the metadata leader.
+//! hands the request to its Raft; and, on the metadata leader, takes the registrations of
+//! peers' client addresses and answers their metadata read-index questions.
 
 use std::sync::Arc;
 
 use evlog_proto::raft::v1::raft_transport_server::RaftTransport;
-use evlog_proto::raft::v1::{RaftRequest, RaftResponse, RegisterNodeRequest, RegisterNodeResponse};
-use openraft::error::RaftError;
+use evlog_proto::raft::v1::{
+    MetadataReadIndexRequest, MetadataReadIndexResponse, RaftRequest, RaftResponse,
+    RegisterNodeRequest, RegisterNodeResponse,
+};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status};
@@ -149,6 +152,41 @@ impl RaftTransport for TransportService {
                 error: refusal.message,
                 leader_id: refusal.leader,
                 refused: String::new(),
+            },
+        };
+        Ok(Response::new(answer))
+    }
+
+    async fn metadata_read_index(
+        &self,
+        request: Request<MetadataReadIndexRequest>,
+    ) -> Result<Response<MetadataReadIndexResponse>, Status> {
+        let request = request.into_inner();
+        if let Some(refused) = self.refusal(request.envelope.as_ref()) {
+            return Ok(Response::new(MetadataReadIndexResponse {
+                refused,
+                ..Default::default()
+            }));
+        }
+        let Some(raft) = self.services.raft(PartitionId::METADATA) else {
+            panic!("a node always hosts the metadata group");
+        };
+        // Leadership confirmed by a quorum's heartbeats, then the index to read at.
+        let answer = match raft.get_read_log_id().await {
+            Ok((read_log_id, _applied)) => MetadataReadIndexResponse {
+                index: read_log_id.map_or(0, |id| id.index),
+                ..Default::default()
+            },
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                MetadataReadIndexResponse {
+                    error: "this node does not lead the metadata group".to_owned(),
+                    leader_id: forward.leader_id,
+                    ..Default::default()
+                }
+            }
+            Err(e) => MetadataReadIndexResponse {
+                error: e.to_string(),
+                ..Default::default()
             },
         };
         Ok(Response::new(answer))
