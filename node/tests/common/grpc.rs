@@ -59,11 +59,16 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: u32, rf: u32)
                 max_event_bytes: 0,
             }),
         };
-        let response = admin
-            .create_topic(request)
-            .await
-            .expect("create rpc")
-            .into_inner();
+        // A broken call is an unknown outcome: retry (TOPIC_EXISTS then means it was made).
+        let response = match admin.create_topic(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if Instant::now() < deadline => {
+                eprintln!("create {name}: {status}; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(status) => panic!("creating {name}: {status}"),
+        };
         match code_of(&response.error) {
             ErrorCode::Ok | ErrorCode::TopicExists => return,
             ErrorCode::NotLeader | ErrorCode::Unavailable if Instant::now() < deadline => {
