@@ -18,7 +18,7 @@ use crate::partition::budget::MemoryBudget;
 use crate::partition::produce::BatchLimits;
 use crate::partition::{Registry, ReplicaContext};
 use crate::raft::network::{PeerChannels, PeerIdentity};
-use crate::raft::transport::{PeerServices, RegisterRefusal, TransportService};
+use crate::raft::transport::{LeaderRefusal, PeerServices, TransportService};
 use crate::raft::{openraft_config, peer_message_bytes_max, Raft, RaftTiming};
 use crate::server::{self, ServerHandle};
 #[cfg(feature = "rocksdb")]
@@ -42,7 +42,7 @@ pub struct Node {
 }
 
 /// What the peer listener serves: this node's Raft groups and, on the metadata leader,
-/// the registration of client addresses.
+/// the registration of client addresses and the metadata read index.
 struct Groups {
     metadata: Arc<MetadataGroup>,
     registry: Arc<Registry>,
@@ -63,8 +63,12 @@ impl PeerServices for Groups {
         &self,
         node_id: NodeId,
         client_addr: String,
-    ) -> Result<(), RegisterRefusal> {
+    ) -> Result<(), LeaderRefusal> {
         registration::propose(&self.metadata, node_id, client_addr, self.request_timeout).await
+    }
+
+    async fn metadata_read_index(&self) -> Result<u64, LeaderRefusal> {
+        Ok(self.metadata.read_index_here().await?)
     }
 }
 

@@ -10,6 +10,7 @@
 
 #![cfg(madsim)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use evlog_client::{Client, ClientConfig, Event, ProducerConfig, StartFrom};
@@ -62,6 +63,32 @@ async fn follow(client: Client, count: usize) -> Vec<String> {
     seen
 }
 
+/// Starts a 3-node cluster and runs `body` on a client node, with a connected client and
+/// the topic created, and the cluster's levers; returns what `body` returns.
+async fn on_a_client_node<F, Fut>(body: F) -> String
+where
+    F: FnOnce(Client, Arc<SimCluster>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = String> + Send + 'static,
+{
+    let cluster = Arc::new(SimCluster::start(3, false).await);
+    let client_node = cluster.client_node("client", 1);
+    let addrs = cluster.addrs.clone();
+    let levers = cluster.clone();
+    let trace = client_node
+        .spawn(async move {
+            let client =
+                Client::with_config(ClientConfig::new(addrs).with_operation_deadline_ms(60_000))
+                    .await
+                    .expect("connect");
+            create_topic(&client).await;
+            body(client, levers).await
+        })
+        .await
+        .expect("client task");
+    drop(cluster);
+    trace
+}
+
 #[test]
 fn acknowledged_events_survive_a_leader_crash() {
     evlog_sim_tests::runner::run(
@@ -73,91 +100,78 @@ fn acknowledged_events_survive_a_leader_crash() {
 
 async fn scenario() -> String {
     evlog_sim_tests::runner::init_tracing("warn");
-    let cluster = std::sync::Arc::new(SimCluster::start(3, false).await);
-    let client_node = cluster.client_node("client", 1);
-    let addrs = cluster.addrs.clone();
-    let levers = cluster.clone();
-    let trace = client_node
-        .spawn(async move {
-            let client = Client::with_config(
-                ClientConfig::new(addrs.clone()).with_operation_deadline_ms(60_000),
-            )
-            .await
-            .expect("connect");
-            create_topic(&client).await;
-            let subscriber = madsim::task::spawn(follow(client.clone(), 200));
-            let producer = client
-                .producer(ProducerConfig::default())
-                .expect("producer");
-            let mut acked = Vec::new();
-            let mut trace = Vec::new();
-            for i in 0..200u32 {
-                if i == 100 {
-                    let victim = leader(&client, &addrs).await;
-                    tracing::info!("killing the leader, node {victim}");
-                    trace.push(format!(
-                        "{:?} kill node {victim}",
-                        madsim::time::TimeHandle::current().elapsed()
-                    ));
-                    levers
-                        .kill_and_restart(victim, Duration::from_secs(2))
-                        .await;
-                }
-                let value = format!("event-{i}");
-                let ack = producer
-                    .send(TOPIC, Event::new(value.clone()))
-                    .await
-                    .expect("acknowledged");
-                acked.push((ack.offset, value));
+    on_a_client_node(|client, levers| async move {
+        let addrs = levers.addrs.clone();
+        let subscriber = madsim::task::spawn(follow(client.clone(), 200));
+        let producer = client
+            .producer(ProducerConfig::default())
+            .expect("producer");
+        let mut acked = Vec::new();
+        let mut trace = Vec::new();
+        for i in 0..200u32 {
+            if i == 100 {
+                let victim = leader(&client, &addrs).await;
+                tracing::info!("killing the leader, node {victim}");
                 trace.push(format!(
-                    "{:?} ack {}",
-                    madsim::time::TimeHandle::current().elapsed(),
-                    ack.offset
+                    "{:?} kill node {victim}",
+                    madsim::time::TimeHandle::current().elapsed()
                 ));
+                levers
+                    .kill_and_restart(victim, Duration::from_secs(2))
+                    .await;
             }
-            let mut log = Vec::new();
-            while log.len() < 200 {
-                let read = client
-                    .read(TOPIC, 0, log.len() as u64, 1000)
-                    .await
-                    .expect("read");
-                for event in read.events {
-                    assert_eq!(event.offset, log.len() as u64, "dense offsets");
-                    log.push(String::from_utf8(event.value.to_vec()).expect("utf8"));
-                }
-                assert!(read.high_watermark >= log.len() as u64);
-                if log.len() as u64 == read.high_watermark && log.len() < 200 {
-                    panic!(
-                        "high watermark {} below the {} acknowledged events",
-                        read.high_watermark,
-                        acked.len()
-                    );
-                }
+            let value = format!("event-{i}");
+            let ack = producer
+                .send(TOPIC, Event::new(value.clone()))
+                .await
+                .expect("acknowledged");
+            acked.push((ack.offset, value));
+            trace.push(format!(
+                "{:?} ack {}",
+                madsim::time::TimeHandle::current().elapsed(),
+                ack.offset
+            ));
+        }
+        let mut log = Vec::new();
+        while log.len() < 200 {
+            let read = client
+                .read(TOPIC, 0, log.len() as u64, 1000)
+                .await
+                .expect("read");
+            for event in read.events {
+                assert_eq!(event.offset, log.len() as u64, "dense offsets");
+                log.push(String::from_utf8(event.value.to_vec()).expect("utf8"));
             }
-            assert_eq!(
-                log.len(),
-                200,
-                "exactly the acknowledged events, no duplicates"
-            );
-            for (offset, value) in &acked {
-                assert_eq!(&log[*offset as usize], value, "offset {offset}");
+            assert!(read.high_watermark >= log.len() as u64);
+            if log.len() as u64 == read.high_watermark && log.len() < 200 {
+                panic!(
+                    "high watermark {} below the {} acknowledged events",
+                    read.high_watermark,
+                    acked.len()
+                );
             }
-            let followed = subscriber.await.expect("subscriber task");
-            assert_eq!(
-                followed, log,
-                "the subscriber saw the log, in order, across the failover"
-            );
-            let elapsed = madsim::time::TimeHandle::current().elapsed();
-            format!(
-                "acked {} events in {elapsed:?}\n{}",
-                acked.len(),
-                trace.join("\n")
-            )
-        })
-        .await
-        .expect("client task");
-    drop(cluster);
-    trace
+        }
+        assert_eq!(
+            log.len(),
+            200,
+            "exactly the acknowledged events, no duplicates"
+        );
+        for (offset, value) in &acked {
+            assert_eq!(&log[*offset as usize], value, "offset {offset}");
+        }
+        let followed = subscriber.await.expect("subscriber task");
+        assert_eq!(
+            followed, log,
+            "the subscriber saw the log, in order, across the failover"
+        );
+        let elapsed = madsim::time::TimeHandle::current().elapsed();
+        format!(
+            "acked {} events in {elapsed:?}\n{}",
+            acked.len(),
+            trace.join("\n")
+        )
+    })
+    .await
 }
 
 /// A node that has not yet applied a new topic never says it does not exist: it asks the
@@ -177,73 +191,60 @@ fn a_lagging_node_never_calls_a_new_topic_unknown() {
 async fn lagging_node_scenario() -> String {
     use evlog_client::ErrorCode;
     use evlog_node::types::PartitionId;
-    let cluster = std::sync::Arc::new(SimCluster::start(3, false).await);
-    let client_node = cluster.client_node("client", 1);
-    let addrs = cluster.addrs.clone();
-    let levers = cluster.clone();
-    let trace = client_node
-        .spawn(async move {
-            let client = Client::with_config(
-                ClientConfig::new(addrs.clone()).with_operation_deadline_ms(60_000),
-            )
-            .await
-            .expect("connect");
-            create_topic(&client).await;
-            let leader = loop {
-                if let Some(leader) = levers.leader_of(PartitionId::METADATA) {
-                    break leader;
-                }
-                madsim::time::sleep(Duration::from_millis(100)).await;
-            };
-            let lagging = levers.ids().find(|id| *id != leader).expect("a follower");
-            for peer in levers.ids().filter(|id| *id != lagging) {
-                levers.clog_link(peer, lagging);
-                levers.clog_link(lagging, peer);
+    on_a_client_node(|client, levers| async move {
+        let addrs = levers.addrs.clone();
+        let leader = loop {
+            if let Some(leader) = levers.leader_of(PartitionId::METADATA) {
+                break leader;
             }
-            client
-                .admin()
-                .create_topic("created-while-cut-off", 1, 2)
-                .await
-                .expect("the majority creates the topic");
-            let at_lagging = &addrs[(lagging - 1) as usize];
-            let cut_off = client
+            madsim::time::sleep(Duration::from_millis(100)).await;
+        };
+        let lagging = levers.ids().find(|id| *id != leader).expect("a follower");
+        for peer in levers.ids().filter(|id| *id != lagging) {
+            levers.clog_link(peer, lagging);
+            levers.clog_link(lagging, peer);
+        }
+        client
+            .admin()
+            .create_topic("created-while-cut-off", 1, 2)
+            .await
+            .expect("the majority creates the topic");
+        let at_lagging = &addrs[(lagging - 1) as usize];
+        let cut_off = client
+            .admin()
+            .describe_topic_at(at_lagging, "created-while-cut-off")
+            .await
+            .expect_err("the lagging node has not applied the topic");
+        assert_eq!(cut_off.code(), Some(ErrorCode::Unavailable), "{cut_off}");
+        for peer in levers.ids().filter(|id| *id != lagging) {
+            levers.unclog_link(peer, lagging);
+            levers.unclog_link(lagging, peer);
+        }
+        // Back in touch: UNAVAILABLE while links recover, then the topic; never UNKNOWN.
+        let mut answers = 0;
+        let info = loop {
+            answers += 1;
+            match client
                 .admin()
                 .describe_topic_at(at_lagging, "created-while-cut-off")
                 .await
-                .expect_err("the lagging node has not applied the topic");
-            assert_eq!(cut_off.code(), Some(ErrorCode::Unavailable), "{cut_off}");
-            for peer in levers.ids().filter(|id| *id != lagging) {
-                levers.unclog_link(peer, lagging);
-                levers.unclog_link(lagging, peer);
-            }
-            // Back in touch: UNAVAILABLE while links recover, then the topic; never UNKNOWN.
-            let mut answers = 0;
-            let info = loop {
-                answers += 1;
-                match client
-                    .admin()
-                    .describe_topic_at(at_lagging, "created-while-cut-off")
-                    .await
-                {
-                    Ok(info) => break info,
-                    Err(e) => {
-                        assert_eq!(e.code(), Some(ErrorCode::Unavailable), "{e}");
-                        assert!(answers < 50, "the lagging node never caught up: {e}");
-                        madsim::time::sleep(Duration::from_millis(200)).await;
-                    }
+            {
+                Ok(info) => break info,
+                Err(e) => {
+                    assert_eq!(e.code(), Some(ErrorCode::Unavailable), "{e}");
+                    assert!(answers < 50, "the lagging node never caught up: {e}");
+                    madsim::time::sleep(Duration::from_millis(200)).await;
                 }
-            };
-            assert_eq!(info.partitions.len(), 1);
-            let unknown = client
-                .admin()
-                .describe_topic_at(at_lagging, "never-created")
-                .await
-                .expect_err("no such topic");
-            assert_eq!(unknown.code(), Some(ErrorCode::UnknownTopic), "{unknown}");
-            format!("node {lagging} lagged behind leader {leader}: {cut_off}; {answers} answers")
-        })
-        .await
-        .expect("client task");
-    drop(cluster);
-    trace
+            }
+        };
+        assert_eq!(info.partitions.len(), 1);
+        let unknown = client
+            .admin()
+            .describe_topic_at(at_lagging, "never-created")
+            .await
+            .expect_err("no such topic");
+        assert_eq!(unknown.code(), Some(ErrorCode::UnknownTopic), "{unknown}");
+        format!("node {lagging} lagged behind leader {leader}: {cut_off}; {answers} answers")
+    })
+    .await
 }

@@ -160,7 +160,13 @@ impl Admin for AdminService {
         request: Request<pb::DescribeTopicRequest>,
     ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
         let name = request.into_inner().name;
-        let answer = match self.ctx.topic_view(&name).await {
+        // Descriptions come from a running metadata replica only: a frozen one would hand
+        // out stale placements (regression seed 3342).
+        let view = match self.ctx.metadata_view() {
+            Ok(_) => self.ctx.topic_view(&name).await,
+            Err(e) => Err(e),
+        };
+        let answer = match view {
             Ok(view) => pb::DescribeTopicResponse {
                 error: None,
                 topic: Some(self.describe(&view.topics[&name], &view)),

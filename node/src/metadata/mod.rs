@@ -11,12 +11,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
+use evlog_proto::raft::v1::raft_transport_client::RaftTransportClient;
+use evlog_proto::raft::v1::Envelope;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::BasicNode;
 use tokio::sync::watch;
+use tonic::transport::Channel;
 
 use crate::partition::ReplicaContext;
+use crate::raft::network::PeerChannels;
 use crate::raft::state_machine::load_applied;
+use crate::raft::transport::LeaderRefusal;
 use crate::raft::{Command, CommandResponse, Raft};
 use crate::types::{NodeId, PartitionId};
 use crate::NodeError;
@@ -29,6 +34,31 @@ pub enum ProposeError {
     NotLeader { leader: Option<NodeId> },
     #[error("metadata group unavailable: {0}")]
     Unavailable(String),
+}
+
+impl From<ProposeError> for LeaderRefusal {
+    fn from(e: ProposeError) -> Self {
+        let leader = match e {
+            ProposeError::NotLeader { leader } => leader,
+            ProposeError::Unavailable(_) => None,
+        };
+        LeaderRefusal {
+            message: e.to_string(),
+            leader,
+        }
+    }
+}
+
+/// How to reach the metadata leader from this node.
+pub enum LeaderRoute {
+    /// This node leads: use the local replica.
+    Here,
+    /// A peer leads: its transport, and the envelope for messages to it.
+    Peer {
+        id: NodeId,
+        client: Box<RaftTransportClient<Channel>>,
+        envelope: Envelope,
+    },
 }
 
 pub struct MetadataGroup {
@@ -114,6 +144,43 @@ impl MetadataGroup {
                 other => panic!("metadata command answered with {other:?}"),
             },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(ProposeError::NotLeader {
+                    leader: forward.leader_id,
+                })
+            }
+            Err(other) => Err(ProposeError::Unavailable(other.to_string())),
+        }
+    }
+
+    /// The route to the metadata leader as this node (`node_id`) knows it.
+    pub fn leader_route(
+        &self,
+        node_id: NodeId,
+        peers: &PeerChannels,
+    ) -> Result<LeaderRoute, String> {
+        let Some((leader, leader_peer_addr)) = self.leader() else {
+            return Err("no metadata leader known yet".to_owned());
+        };
+        if leader == node_id {
+            return Ok(LeaderRoute::Here);
+        }
+        let channel = peers
+            .channel(&leader_peer_addr)
+            .map_err(|e| format!("no channel to node {leader} at {leader_peer_addr}: {e}"))?;
+        Ok(LeaderRoute::Peer {
+            id: leader,
+            client: Box::new(RaftTransportClient::new(channel)),
+            envelope: peers.identity().envelope(leader),
+        })
+    }
+
+    /// Raft's ReadIndex on the leader: confirms its leadership with a quorum's heartbeats
+    /// and returns the log index a replica must have applied to have seen everything
+    /// committed before the call (0: nothing yet).
+    pub async fn read_index_here(&self) -> Result<u64, ProposeError> {
+        match self.raft.get_read_log_id().await {
+            Ok((read_log_id, _applied)) => Ok(read_log_id.map_or(0, |id| id.index)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
                 Err(ProposeError::NotLeader {
                     leader: forward.leader_id,
                 })

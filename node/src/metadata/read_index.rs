@@ -5,16 +5,15 @@
 //! client that creates a topic and then produces through that node is told the topic does
 //! not exist, a permanent-looking answer that is not true. So a node that does not know a
 //! topic first asks the metadata leader how far the group has committed (the leader
-//! confirms its leadership with a quorum's heartbeats: `get_read_log_id`), waits until its
+//! confirms its leadership with a quorum's heartbeats: `MetadataGroup::read_index_here`), waits until its
 //! own replica has applied that far, and only then trusts its view. When it cannot (no
 //! leader, the leader unreachable), the caller answers UNAVAILABLE, which clients retry.
 
 use std::time::Duration;
 
-use evlog_proto::raft::v1::raft_transport_client::RaftTransportClient;
 use evlog_proto::raft::v1::MetadataReadIndexRequest;
 
-use super::MetadataGroup;
+use super::{LeaderRoute, MetadataGroup};
 use crate::raft::network::PeerChannels;
 use crate::types::NodeId;
 
@@ -52,24 +51,18 @@ async fn read_index(
     metadata: &MetadataGroup,
     peers: &PeerChannels,
 ) -> Result<u64, String> {
-    let Some((leader, leader_peer_addr)) = metadata.leader() else {
-        return Err("no metadata leader known".to_owned());
+    let (leader, mut client, envelope) = match metadata.leader_route(node_id, peers)? {
+        LeaderRoute::Here => return metadata.read_index_here().await.map_err(|e| e.to_string()),
+        LeaderRoute::Peer {
+            id,
+            client,
+            envelope,
+        } => (id, client, envelope),
     };
-    if leader == node_id {
-        let (read_log_id, _applied) = metadata
-            .raft
-            .get_read_log_id()
-            .await
-            .map_err(|e| format!("metadata leadership not confirmed: {e}"))?;
-        return Ok(read_log_id.map_or(0, |id| id.index));
-    }
-    let channel = peers
-        .channel(&leader_peer_addr)
-        .map_err(|e| format!("no channel to node {leader} at {leader_peer_addr}: {e}"))?;
     let request = MetadataReadIndexRequest {
-        envelope: Some(peers.identity().envelope(leader)),
+        envelope: Some(envelope),
     };
-    let answer = RaftTransportClient::new(channel)
+    let answer = client
         .metadata_read_index(request)
         .await
         .map_err(|status| format!("node {leader}: {status}"))?

@@ -11,14 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use evlog_proto::raft::v1::raft_transport_client::RaftTransportClient;
 use evlog_proto::raft::v1::RegisterNodeRequest;
 use tokio::sync::watch;
 
 use super::state::{MetadataCommand, MetadataResponse};
-use super::{MetadataGroup, ProposeError};
+use super::{LeaderRoute, MetadataGroup};
 use crate::raft::network::PeerChannels;
-use crate::raft::transport::RegisterRefusal;
+use crate::raft::transport::LeaderRefusal;
 use crate::types::NodeId;
 
 /// Pause between two attempts while the registration is not applied yet.
@@ -75,22 +74,23 @@ async fn register_once(
     metadata: &MetadataGroup,
     peers: &PeerChannels,
 ) -> Result<(), String> {
-    let Some((leader, leader_peer_addr)) = metadata.leader() else {
-        return Err("no metadata leader known yet".to_owned());
+    let (leader, mut client, envelope) = match metadata.leader_route(node_id, peers)? {
+        LeaderRoute::Here => {
+            return propose(metadata, node_id, client_addr.to_owned(), ATTEMPT_TIMEOUT)
+                .await
+                .map_err(|refusal| refusal.message)
+        }
+        LeaderRoute::Peer {
+            id,
+            client,
+            envelope,
+        } => (id, client, envelope),
     };
-    if leader == node_id {
-        return propose(metadata, node_id, client_addr.to_owned(), ATTEMPT_TIMEOUT)
-            .await
-            .map_err(|refusal| refusal.message);
-    }
-    let channel = peers
-        .channel(&leader_peer_addr)
-        .map_err(|e| format!("no channel to node {leader} at {leader_peer_addr}: {e}"))?;
     let request = RegisterNodeRequest {
-        envelope: Some(peers.identity().envelope(leader)),
+        envelope: Some(envelope),
         client_addr: client_addr.to_owned(),
     };
-    let answer = RaftTransportClient::new(channel)
+    let answer = client
         .register_node(request)
         .await
         .map_err(|status| format!("node {leader}: {status}"))?
@@ -118,25 +118,18 @@ pub async fn propose(
     node_id: NodeId,
     client_addr: String,
     timeout: Duration,
-) -> Result<(), RegisterRefusal> {
+) -> Result<(), LeaderRefusal> {
     let command = MetadataCommand::RegisterNode {
         node_id,
         client_addr,
     };
     match metadata.propose(command, timeout).await {
         Ok(MetadataResponse::NodeRegistered { .. }) => Ok(()),
-        Ok(MetadataResponse::Refused(refusal)) => Err(RegisterRefusal {
+        Ok(MetadataResponse::Refused(refusal)) => Err(LeaderRefusal {
             message: refusal.to_string(),
             leader: None,
         }),
         Ok(other) => panic!("a registration answered with {other:?}"),
-        Err(ProposeError::NotLeader { leader }) => Err(RegisterRefusal {
-            message: "this node does not lead the metadata group".to_owned(),
-            leader,
-        }),
-        Err(e @ ProposeError::Unavailable(_)) => Err(RegisterRefusal {
-            message: e.to_string(),
-            leader: None,
-        }),
+        Err(e) => Err(e.into()),
     }
 }

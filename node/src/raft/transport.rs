@@ -10,7 +10,7 @@ use evlog_proto::raft::v1::{
     MetadataReadIndexRequest, MetadataReadIndexResponse, RaftRequest, RaftResponse,
     RegisterNodeRequest, RegisterNodeResponse,
 };
-use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::error::RaftError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status};
@@ -20,9 +20,9 @@ use super::network::PeerIdentity;
 use super::Raft;
 use crate::types::{NodeId, PartitionId};
 
-/// Why a registration was not taken.
+/// Why the metadata leader's work (a registration, a read index) was not done here.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegisterRefusal {
+pub struct LeaderRefusal {
     pub message: String,
     /// The metadata leader, when this node is not it and knows who is.
     pub leader: Option<NodeId>,
@@ -39,7 +39,9 @@ pub trait PeerServices: Send + Sync + 'static {
         &self,
         node_id: NodeId,
         client_addr: String,
-    ) -> Result<(), RegisterRefusal>;
+    ) -> Result<(), LeaderRefusal>;
+    /// The metadata group's read index, if this node leads it.
+    async fn metadata_read_index(&self) -> Result<u64, LeaderRefusal>;
 }
 
 pub struct TransportService {
@@ -168,24 +170,14 @@ impl RaftTransport for TransportService {
                 ..Default::default()
             }));
         }
-        let Some(raft) = self.services.raft(PartitionId::METADATA) else {
-            panic!("a node always hosts the metadata group");
-        };
-        // Leadership confirmed by a quorum's heartbeats, then the index to read at.
-        let answer = match raft.get_read_log_id().await {
-            Ok((read_log_id, _applied)) => MetadataReadIndexResponse {
-                index: read_log_id.map_or(0, |id| id.index),
+        let answer = match self.services.metadata_read_index().await {
+            Ok(index) => MetadataReadIndexResponse {
+                index,
                 ..Default::default()
             },
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
-                MetadataReadIndexResponse {
-                    error: "this node does not lead the metadata group".to_owned(),
-                    leader_id: forward.leader_id,
-                    ..Default::default()
-                }
-            }
-            Err(e) => MetadataReadIndexResponse {
-                error: e.to_string(),
+            Err(refusal) => MetadataReadIndexResponse {
+                error: refusal.message,
+                leader_id: refusal.leader,
                 ..Default::default()
             },
         };
