@@ -64,6 +64,19 @@ pub enum ClientError {
     /// The producer or subscription was closed.
     #[error("closed")]
     Closed,
+    /// `send` was called while as many event bytes as the buffer holds were already
+    /// waiting for buffer space: the event was not queued. Await earlier sends first.
+    #[error(
+        "producer buffer full: {waiting_bytes} event bytes are already waiting for buffer \
+         space (max_buffered_bytes is {max_buffered_bytes}); await earlier sends before \
+         sending more"
+    )]
+    BufferFull {
+        /// Event bytes waiting for buffer space when the event was refused.
+        waiting_bytes: usize,
+        /// The producer's `max_buffered_bytes`.
+        max_buffered_bytes: usize,
+    },
 }
 
 /// The short name of an error code, e.g. `NOT_LEADER` for `ErrorCode::NotLeader`.
@@ -174,7 +187,7 @@ impl ClientError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Server { code, .. } => code_is_retryable(*code),
-            ClientError::NotLeader { .. } => true,
+            ClientError::NotLeader { .. } | ClientError::BufferFull { .. } => true,
             ClientError::Transport { code, .. } => status_is_retryable(*code),
             ClientError::DeadlineExceeded { .. }
             | ClientError::InvalidArgument(_)

@@ -7,11 +7,17 @@
 //! task that batches it and sends it to the partition leader, one request in flight at a
 //! time. The caller's [`SendFuture`] resolves with the event's offset once the leader has
 //! acknowledged the batch (durably on a majority of replicas).
+//!
+//! Memory: the lanes hold at most `max_buffered_bytes` (the dispatcher waits for space);
+//! the dispatcher's queue, what `send` handed over and the dispatcher has not placed yet,
+//! holds at most as much again: beyond it `send` fails at once with
+//! [`ClientError::BufferFull`]. So a producer never holds more than twice its buffer,
+//! however fast `send` is called.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -57,6 +63,8 @@ struct Inner {
     config: ProducerConfig,
     producer_id: u64,
     dispatcher: mpsc::UnboundedSender<Request>,
+    /// Event bytes in the dispatcher's queue (bounded by `max_buffered_bytes`).
+    waiting_bytes: Arc<AtomicUsize>,
     closed: AtomicBool,
 }
 
@@ -67,6 +75,8 @@ enum Request {
         /// `None`: choose by key or round-robin.
         partition: Option<u32>,
         event: Event,
+        /// Its accounted bytes, counted in `waiting_bytes` until it is placed.
+        size_bytes: usize,
         ack: oneshot::Sender<Result<Ack, ClientError>>,
     },
     /// Answered with one flush receiver per lane, once every earlier event is queued.
@@ -120,12 +130,14 @@ impl Producer {
         config.validate()?;
         let producer_id = new_producer_id();
         let (tx, rx) = mpsc::unbounded_channel();
+        let waiting_bytes = Arc::new(AtomicUsize::new(0));
         let dispatcher = Dispatcher::new(client, config.clone(), producer_id);
-        tokio::spawn(dispatcher.run(rx));
+        tokio::spawn(dispatcher.run(rx, waiting_bytes.clone()));
         let inner = Inner {
             config,
             producer_id,
             dispatcher: tx,
+            waiting_bytes,
             closed: AtomicBool::new(false),
         };
         Ok(Self {
@@ -144,7 +156,9 @@ impl Producer {
     /// The event is queued right away: events keep the order of the `send` calls within
     /// each partition, even when their futures are awaited concurrently. The partition
     /// is [`partition_for_key`] of the key, or round-robin for events without a key.
-    /// While `max_buffered_bytes` are buffered, later events wait before being batched.
+    /// While `max_buffered_bytes` are buffered, later events wait before being batched;
+    /// once as many bytes again are waiting, `send` fails at once with
+    /// [`ClientError::BufferFull`] (the event is not queued).
     ///
     /// Fails with `UNKNOWN_TOPIC`, `EVENT_TOO_LARGE` and other fatal server errors, or
     /// with [`ClientError::DeadlineExceeded`] (outcome unknown: the event may or may not
@@ -165,11 +179,31 @@ impl Producer {
                 state: SendState::Failed(Some(ClientError::Closed)),
             };
         }
+        let size_bytes = event.accounted_bytes();
+        let max_buffered_bytes = self.inner.config.max_buffered_bytes;
+        let waiting = self
+            .inner
+            .waiting_bytes
+            .fetch_add(size_bytes, Ordering::AcqRel);
+        // An empty queue takes any event, so one larger than the buffer is not refused.
+        if waiting > 0 && waiting + size_bytes > max_buffered_bytes {
+            self.inner
+                .waiting_bytes
+                .fetch_sub(size_bytes, Ordering::AcqRel);
+            let full = ClientError::BufferFull {
+                waiting_bytes: waiting,
+                max_buffered_bytes,
+            };
+            return SendFuture {
+                state: SendState::Failed(Some(full)),
+            };
+        }
         let (ack, rx) = oneshot::channel();
         let request = Request::Send {
             topic: topic.to_string(),
             partition,
             event,
+            size_bytes,
             ack,
         };
         let state = match self.inner.dispatcher.send(request) {
@@ -224,15 +258,20 @@ impl Dispatcher {
 
     /// Serves requests in order until shut down or every producer handle is gone; then
     /// dropping the lanes' queues lets them send what they hold and stop.
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>, waiting: Arc<AtomicUsize>) {
         while let Some(request) = rx.recv().await {
             match request {
                 Request::Send {
                     topic,
                     partition,
                     event,
+                    size_bytes,
                     ack,
-                } => self.dispatch(topic, partition, event, ack).await,
+                } => {
+                    self.dispatch(topic, partition, event, ack).await;
+                    // Placed in a lane (holding buffer space) or answered: no longer waiting.
+                    waiting.fetch_sub(size_bytes, Ordering::AcqRel);
+                }
                 Request::Flush(reply) => {
                     let _ = reply.send(self.flush_lanes());
                 }
@@ -363,7 +402,11 @@ mod tests {
     /// A dispatcher whose client knows topic `t` (3 partitions, 100-byte events) and
     /// whose lanes are plain channels the test reads.
     fn dispatcher() -> (Dispatcher, Vec<mpsc::UnboundedReceiver<Command>>) {
-        let client = Client::new_lazy(ClientConfig::default()).unwrap();
+        dispatcher_with(Client::new_lazy(ClientConfig::default()).unwrap())
+    }
+
+    /// The same with `client`, which then knows topic `t` too.
+    fn dispatcher_with(client: Client) -> (Dispatcher, Vec<mpsc::UnboundedReceiver<Command>>) {
         let topic = pb::TopicDescription {
             name: "t".into(),
             config: Some(pb::TopicConfig {
@@ -462,6 +505,60 @@ mod tests {
         assert_eq!(waits.len(), 3);
         assert!(matches!(lanes[0].try_recv(), Ok(Command::Send(_))));
         assert!(matches!(lanes[0].try_recv(), Ok(Command::Flush(_))));
+    }
+
+    #[tokio::test]
+    async fn send_refuses_events_beyond_twice_the_buffer_instead_of_queueing_them() {
+        // Goal: `send` never queues more than `max_buffered_bytes` ahead of the lanes,
+        // which hold at most as much. Method: a producer whose lanes cannot reach any node
+        // (so they keep their buffer space) and a buffer of 1,000 bytes; events of 100
+        // accounted bytes (68 value bytes + 32 per event). Without the bound every send
+        // would be queued.
+        let config = ClientConfig::new(vec!["127.0.0.1:1".to_string()]);
+        let client = Client::new_lazy(config).unwrap();
+        let (d, _lanes) = dispatcher_with(client.clone());
+        drop(d);
+        let producer = client
+            .producer(ProducerConfig::default().with_max_buffered_bytes(1000))
+            .unwrap();
+        let event = || Event::new(vec![7u8; 68]);
+        assert_eq!(event().accounted_bytes(), 100);
+        let full = |f: SendFuture| match f.state {
+            SendState::Failed(Some(ClientError::BufferFull {
+                waiting_bytes,
+                max_buffered_bytes,
+            })) => (waiting_bytes, max_buffered_bytes),
+            other => panic!("expected BufferFull, got {other:?}"),
+        };
+        // The dispatcher has not run yet: ten events fill its queue, the eleventh is refused.
+        let mut queued: Vec<SendFuture> = (0..10).map(|_| producer.send("t", event())).collect();
+        assert_eq!(full(producer.send("t", event())), (1000, 1000));
+        // The dispatcher moves them into the lanes' buffer, which is then full; ten more
+        // wait in its queue, and the next is refused again.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        queued.extend((0..10).map(|_| producer.send("t", event())));
+        let refused = producer.send("t", event());
+        assert_eq!(full(refused), (1000, 1000));
+        let e = full_error(&producer);
+        assert!(
+            e.is_retryable() && e.to_string().contains("max_buffered_bytes is 1000"),
+            "{e}"
+        );
+        // An event larger than the whole buffer still goes when nothing waits before it.
+        let producer = client
+            .producer(ProducerConfig::default().with_max_buffered_bytes(50))
+            .unwrap();
+        assert!(matches!(
+            producer.send("t", event()).state,
+            SendState::Waiting(_)
+        ));
+    }
+
+    fn full_error(producer: &Producer) -> ClientError {
+        match producer.send("t", Event::new(vec![7u8; 68])).state {
+            SendState::Failed(Some(e)) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -152,8 +152,20 @@ fn the_readme_walk_through_works_end_to_end() {
     );
     assert!(json.contains("\"source\""), "headers are printed: {json}");
 
-    let status = ok(&cluster, &["cluster", "status"], None);
-    assert!(status.contains("3/3"), "{status}");
+    // A node registers its client address with the metadata group on its own schedule
+    // (every 200 ms until applied): a node still `registering` is not yet answering.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = ok(&cluster, &["cluster", "status"], None);
+        if status.contains("nodes answering: 3/3") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every node answers: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let unknown = evlog(&cluster, &["produce", "nope", "x"], None);
     assert_eq!(unknown.status.code(), Some(1));

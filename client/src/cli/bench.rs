@@ -1,5 +1,7 @@
-//! `evlog bench produce`: throughput and acknowledgement latency of one Producer driven
-//! by K concurrent sender tasks, after an uncounted warmup; text or JSON report.
+//! `evlog bench produce`: throughput and acknowledgement latency of Producers (one per
+//! `--connections`) driven by K concurrent sender tasks, after an uncounted warmup; text
+//! or JSON report. With `--overload FACTOR` it runs the overload bench instead
+//! (`overload.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 /// Highest latency the histogram tracks, in microseconds (larger values saturate).
-const LATENCY_MAX_US: u64 = 600_000_000;
+pub(super) const LATENCY_MAX_US: u64 = 600_000_000;
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
@@ -56,6 +58,20 @@ pub struct ProduceBenchArgs {
     /// Events published first and not counted.
     #[arg(long, default_value_t = 0)]
     pub warmup_events: u64,
+    /// Separate gRPC connections (clients) the load is spread over.
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
+    /// Overload bench: calibrate the sustainable rate, offer FACTOR times it from
+    /// `--connections` connections with raw requests, then measure the recovery and read
+    /// every acknowledged event back (`--events` and the producer flags do not apply).
+    #[arg(long, value_name = "FACTOR")]
+    pub overload: Option<f64>,
+    /// Overload bench: length of each phase (calibrate, overload, recover), in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Overload bench: events in each raw produce request.
+    #[arg(long, default_value_t = 100)]
+    pub events_per_request: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -110,7 +126,7 @@ struct Phase {
     elapsed: Duration,
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub(super) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("static histogram bounds are valid")
 }
 
@@ -123,18 +139,26 @@ pub async fn run(client: &Client, command: BenchCommand) -> anyhow::Result<()> {
 
 async fn produce(client: &Client, args: ProduceBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.in_flight > 0, "--in-flight must be at least 1");
+    anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
+    if let Some(factor) = args.overload {
+        return super::overload::run(client, &args, factor).await;
+    }
     let partitions = ensure_topic(client, &args).await?;
     let config = ProducerConfig::default()
         .with_linger_ms(args.linger_ms)
         .with_batch_bytes_max(args.batch_bytes_max)
         .with_max_in_flight_per_partition(args.requests_in_flight_per_partition);
-    let producer = client.producer(config)?;
+    let mut producers = vec![client.producer(config.clone())?];
+    for _ in 1..args.connections {
+        let own = Client::with_config(client.config().clone()).await?;
+        producers.push(own.producer(config.clone())?);
+    }
     let mut value = vec![0u8; args.size];
     rand::thread_rng().fill_bytes(&mut value);
     let value = Bytes::from(value);
     if args.warmup_events > 0 {
         let warmup = run_phase(
-            &producer,
+            &producers,
             &args.topic,
             args.warmup_events,
             args.in_flight,
@@ -145,8 +169,8 @@ async fn produce(client: &Client, args: ProduceBenchArgs) -> anyhow::Result<()> 
             anyhow::bail!("warmup failed: {e}");
         }
     }
-    let phase = run_phase(&producer, &args.topic, args.events, args.in_flight, &value).await;
-    producer.close().await;
+    let phase = run_phase(&producers, &args.topic, args.events, args.in_flight, &value).await;
+    futures::future::join_all(producers.into_iter().map(Producer::close)).await;
     let report = report(&args, partitions, &phase);
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -164,7 +188,7 @@ async fn produce(client: &Client, args: ProduceBenchArgs) -> anyhow::Result<()> 
 }
 
 /// Returns the topic's partition count, creating the topic if it does not exist.
-async fn ensure_topic(client: &Client, args: &ProduceBenchArgs) -> anyhow::Result<u32> {
+pub(super) async fn ensure_topic(client: &Client, args: &ProduceBenchArgs) -> anyhow::Result<u32> {
     let admin = client.admin();
     match admin.describe_topic(&args.topic).await {
         Ok(topic) => {
@@ -186,9 +210,10 @@ async fn ensure_topic(client: &Client, args: &ProduceBenchArgs) -> anyhow::Resul
     }
 }
 
-/// Publishes `events` events from `in_flight` sender tasks sharing one counter.
+/// Publishes `events` events from `in_flight` sender tasks sharing one counter, task `i`
+/// on producer `i % producers.len()`.
 async fn run_phase(
-    producer: &Producer,
+    producers: &[Producer],
     topic: &str,
     events: u64,
     in_flight: usize,
@@ -197,9 +222,9 @@ async fn run_phase(
     let next = Arc::new(AtomicU64::new(0));
     let topic: Arc<str> = Arc::from(topic);
     let started = Instant::now();
-    let workers = (0..in_flight.min(events.max(1) as usize)).map(|_| {
-        let (producer, topic, next, value) =
-            (producer.clone(), topic.clone(), next.clone(), value.clone());
+    let workers = (0..in_flight.min(events.max(1) as usize)).map(|i| {
+        let producer = producers[i % producers.len()].clone();
+        let (topic, next, value) = (topic.clone(), next.clone(), value.clone());
         tokio::spawn(async move { sender(producer, topic, next, events, value).await })
     });
     let results = futures::future::join_all(workers.collect::<Vec<_>>()).await;
@@ -266,9 +291,19 @@ fn us_to_ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
+/// Percentiles of a histogram of microseconds, in milliseconds.
+pub(super) fn latency_ms(h: &Histogram<u64>) -> LatencyMs {
+    LatencyMs {
+        p50: us_to_ms(h.value_at_quantile(0.50)),
+        p99: us_to_ms(h.value_at_quantile(0.99)),
+        p999: us_to_ms(h.value_at_quantile(0.999)),
+        max: us_to_ms(h.max()),
+        mean: h.mean() / 1000.0,
+    }
+}
+
 fn report(args: &ProduceBenchArgs, partitions: u32, phase: &Phase) -> BenchReport {
     let secs = phase.elapsed.as_secs_f64().max(1e-9);
-    let h = &phase.histogram;
     BenchReport {
         topic: args.topic.clone(),
         events: phase.acked,
@@ -279,13 +314,7 @@ fn report(args: &ProduceBenchArgs, partitions: u32, phase: &Phase) -> BenchRepor
         elapsed_s: secs,
         events_per_s: phase.acked as f64 / secs,
         mb_per_s: (phase.acked as f64 * args.size as f64) / secs / 1e6,
-        latency_ms: LatencyMs {
-            p50: us_to_ms(h.value_at_quantile(0.50)),
-            p99: us_to_ms(h.value_at_quantile(0.99)),
-            p999: us_to_ms(h.value_at_quantile(0.999)),
-            max: us_to_ms(h.max()),
-            mean: h.mean() / 1000.0,
-        },
+        latency_ms: latency_ms(&phase.histogram),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod consume;
+mod overload;
 pub mod produce;
 pub mod topic;
 

@@ -295,11 +295,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         if sim_hooks::is_planted(PlantedBug::AckBeforeFsync) {
             callback.log_io_completed(Ok(()));
-            self.commit.after_sync(Box::new(|_| {}));
+            self.commit.after_sync(Box::new(|_| {})).await;
             return Ok(());
         }
         self.commit
-            .after_sync(Box::new(move |result| callback.log_io_completed(result)));
+            .after_sync(Box::new(move |result| callback.log_io_completed(result)))
+            .await;
         Ok(())
     }
 
