@@ -3,8 +3,12 @@
 //!
 //! Whoever holds bytes holds a [`BudgetPermit`] for them; dropping it gives them back.
 //! Waiting for room is fair (first come, first served), so a large request is not starved
-//! by a stream of small ones, and every wait is bounded by its caller.
+//! by a stream of small ones, and every wait is bounded by its caller. What waits is held
+//! too (a decoded request waiting for room is in memory), so at most a budget's worth of
+//! bytes may wait: beyond that [`MemoryBudget::acquire`] refuses at once. A node's produce
+//! requests thus hold at most twice `memory.produce_bytes_max`, however many arrive.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +21,8 @@ pub struct MemoryBudget {
     name: &'static str,
     bytes_max: usize,
     semaphore: Arc<Semaphore>,
+    /// Bytes of the callers of `acquire` waiting for room (at most `bytes_max`).
+    waiting: Arc<AtomicUsize>,
 }
 
 /// Bytes held from a [`MemoryBudget`]; given back on drop.
@@ -28,12 +34,15 @@ pub struct BudgetPermit {
 /// The budget stayed full for the whole wait.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "{name} is full: {in_use} of {bytes_max} bytes in use, {wanted} more wanted for {waited_ms} ms"
+    "{name} is full: {in_use} of {bytes_max} bytes in use, {waiting} more waiting, {wanted} \
+     more wanted for {waited_ms} ms"
 )]
 pub struct BudgetExhausted {
     pub name: &'static str,
     pub bytes_max: usize,
     pub in_use: usize,
+    /// Bytes of the other callers waiting when this one was refused.
+    pub waiting: usize,
     pub wanted: usize,
     pub waited_ms: u64,
 }
@@ -47,6 +56,7 @@ impl MemoryBudget {
             name,
             bytes_max,
             semaphore: Arc::new(Semaphore::new(bytes_max)),
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -72,19 +82,33 @@ impl MemoryBudget {
         wait: Duration,
     ) -> Result<BudgetPermit, BudgetExhausted> {
         let wanted = self.permits_for(bytes);
+        if let Ok(permit) = self.semaphore.clone().try_acquire_many_owned(wanted) {
+            return Ok(BudgetPermit {
+                permit: Some(permit),
+            });
+        }
+        let waiting = Waiting::join(&self.waiting, wanted as usize);
+        if waiting.before + wanted as usize > self.bytes_max {
+            return Err(self.exhausted(bytes, waiting.before, Duration::ZERO));
+        }
         let acquire = self.semaphore.clone().acquire_many_owned(wanted);
         match crate::rt::timeout(wait, acquire).await {
             Some(Ok(permit)) => Ok(BudgetPermit {
                 permit: Some(permit),
             }),
             Some(Err(_closed)) => unreachable!("a memory budget's semaphore is never closed"),
-            None => Err(BudgetExhausted {
-                name: self.name,
-                bytes_max: self.bytes_max,
-                in_use: self.in_use(),
-                wanted: bytes,
-                waited_ms: wait.as_millis() as u64,
-            }),
+            None => Err(self.exhausted(bytes, waiting.others(), wait)),
+        }
+    }
+
+    fn exhausted(&self, wanted: usize, waiting: usize, waited: Duration) -> BudgetExhausted {
+        BudgetExhausted {
+            name: self.name,
+            bytes_max: self.bytes_max,
+            in_use: self.in_use(),
+            waiting,
+            wanted,
+            waited_ms: waited.as_millis() as u64,
         }
     }
 
@@ -117,6 +141,39 @@ impl MemoryBudget {
     fn permits_for(&self, bytes: usize) -> u32 {
         let bytes = bytes.clamp(1, self.bytes_max);
         u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
+/// One caller's bytes counted in a budget's `waiting` while it waits (also when its
+/// future is dropped mid-wait).
+struct Waiting<'a> {
+    counter: &'a AtomicUsize,
+    bytes: usize,
+    /// What was waiting when this caller joined.
+    before: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn join(counter: &'a AtomicUsize, bytes: usize) -> Self {
+        let before = counter.fetch_add(bytes, Ordering::AcqRel);
+        Self {
+            counter,
+            bytes,
+            before,
+        }
+    }
+
+    /// What the other callers have waiting now.
+    fn others(&self) -> usize {
+        self.counter
+            .load(Ordering::Acquire)
+            .saturating_sub(self.bytes)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -170,6 +227,35 @@ mod tests {
         drop(held);
         assert_eq!(budget.in_use(), 0);
         assert!(budget.try_acquire(30).is_some());
+    }
+
+    #[tokio::test]
+    async fn at_most_a_budget_of_bytes_waits_beyond_it_callers_are_refused_at_once() {
+        // Goal: waiting requests are held in memory too, so only a budget's worth may
+        // wait; the next is refused without waiting (it would wait its whole 5 s before).
+        let budget = MemoryBudget::new("memory.test_bytes_max", 100);
+        let held = budget.acquire(100, Duration::ZERO).await.unwrap();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let budget = budget.clone();
+                tokio::spawn(async move { budget.acquire(50, Duration::from_secs(5)).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let started = std::time::Instant::now();
+        let refused = budget.acquire(1, Duration::from_secs(5)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!((refused.waiting, refused.waited_ms), (100, 0));
+        assert!(
+            refused.to_string().contains("100 more waiting"),
+            "{refused}"
+        );
+        drop(held);
+        for waiter in waiters {
+            assert!(waiter.await.unwrap().is_ok());
+        }
+        assert_eq!(budget.waiting.load(Ordering::Acquire), 0);
+        assert!(budget.acquire(1, Duration::ZERO).await.is_ok());
     }
 
     #[tokio::test]
