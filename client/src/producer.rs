@@ -402,11 +402,20 @@ mod tests {
     /// A dispatcher whose client knows topic `t` (3 partitions, 100-byte events) and
     /// whose lanes are plain channels the test reads.
     fn dispatcher() -> (Dispatcher, Vec<mpsc::UnboundedReceiver<Command>>) {
-        dispatcher_with(Client::new_lazy(ClientConfig::default()).unwrap())
+        let client = Client::new_lazy(ClientConfig::default()).unwrap();
+        knows_topic_t(&client);
+        let mut d = Dispatcher::new(client, ProducerConfig::default(), 7);
+        let mut receivers = Vec::new();
+        for p in 0..3 {
+            let (tx, rx) = mpsc::unbounded_channel();
+            d.lanes.entry("t".into()).or_default().insert(p, tx);
+            receivers.push(rx);
+        }
+        (d, receivers)
     }
 
-    /// The same with `client`, which then knows topic `t` too.
-    fn dispatcher_with(client: Client) -> (Dispatcher, Vec<mpsc::UnboundedReceiver<Command>>) {
+    /// Puts topic `t` (3 partitions, 100-byte events) in `client`'s metadata cache.
+    fn knows_topic_t(client: &Client) {
         let topic = pb::TopicDescription {
             name: "t".into(),
             config: Some(pb::TopicConfig {
@@ -425,14 +434,6 @@ mod tests {
             .shared
             .metadata
             .with_state(|s| s.upsert_topic(&topic));
-        let mut d = Dispatcher::new(client, ProducerConfig::default(), 7);
-        let mut receivers = Vec::new();
-        for p in 0..3 {
-            let (tx, rx) = mpsc::unbounded_channel();
-            d.lanes.entry("t".into()).or_default().insert(p, tx);
-            receivers.push(rx);
-        }
-        (d, receivers)
     }
 
     fn values(rx: &mut mpsc::UnboundedReceiver<Command>) -> Vec<String> {
@@ -514,32 +515,33 @@ mod tests {
         // (so they keep their buffer space) and a buffer of 1,000 bytes; events of 100
         // accounted bytes (68 value bytes + 32 per event). Without the bound every send
         // would be queued.
-        let config = ClientConfig::new(vec!["127.0.0.1:1".to_string()]);
-        let client = Client::new_lazy(config).unwrap();
-        let (d, _lanes) = dispatcher_with(client.clone());
-        drop(d);
+        let client = Client::new_lazy(ClientConfig::new(["127.0.0.1:1"])).unwrap();
+        knows_topic_t(&client);
         let producer = client
             .producer(ProducerConfig::default().with_max_buffered_bytes(1000))
             .unwrap();
         let event = || Event::new(vec![7u8; 68]);
         assert_eq!(event().accounted_bytes(), 100);
-        let full = |f: SendFuture| match f.state {
-            SendState::Failed(Some(ClientError::BufferFull {
-                waiting_bytes,
-                max_buffered_bytes,
-            })) => (waiting_bytes, max_buffered_bytes),
+        let refusal = |f: SendFuture| match f.state {
+            SendState::Failed(Some(e @ ClientError::BufferFull { .. })) => e,
             other => panic!("expected BufferFull, got {other:?}"),
+        };
+        let full = ClientError::BufferFull {
+            waiting_bytes: 1000,
+            max_buffered_bytes: 1000,
         };
         // The dispatcher has not run yet: ten events fill its queue, the eleventh is refused.
         let mut queued: Vec<SendFuture> = (0..10).map(|_| producer.send("t", event())).collect();
-        assert_eq!(full(producer.send("t", event())), (1000, 1000));
+        assert_eq!(
+            refusal(producer.send("t", event())).to_string(),
+            full.to_string()
+        );
         // The dispatcher moves them into the lanes' buffer, which is then full; ten more
         // wait in its queue, and the next is refused again.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         queued.extend((0..10).map(|_| producer.send("t", event())));
-        let refused = producer.send("t", event());
-        assert_eq!(full(refused), (1000, 1000));
-        let e = full_error(&producer);
+        let e = refusal(producer.send("t", event()));
+        assert_eq!(e.to_string(), full.to_string());
         assert!(
             e.is_retryable() && e.to_string().contains("max_buffered_bytes is 1000"),
             "{e}"
@@ -552,13 +554,6 @@ mod tests {
             producer.send("t", event()).state,
             SendState::Waiting(_)
         ));
-    }
-
-    fn full_error(producer: &Producer) -> ClientError {
-        match producer.send("t", Event::new(vec![7u8; 68])).state {
-            SendState::Failed(Some(e)) => e,
-            other => panic!("expected a refusal, got {other:?}"),
-        }
     }
 
     #[tokio::test]

@@ -185,3 +185,66 @@ fn the_readme_walk_through_works_end_to_end() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn the_overload_bench_counts_refusals_and_reads_back_every_acknowledged_event() {
+    // Goal: `evlog bench produce --overload` runs its phases against a real cluster and
+    // reports admitted, refused and verified events (docs/operations.md). Method: a short
+    // run with a one-request queue per partition, one entry in flight and a 10 ms
+    // admission wait, so the open loop at 4x is refused in part.
+    let cluster = TestCluster::start_with_env(
+        3,
+        &[
+            ("EVLOG_PRODUCE__QUEUE_REQUESTS_MAX", "1"),
+            ("EVLOG_PRODUCE__INFLIGHT_ENTRIES_MAX", "1"),
+            ("EVLOG_PRODUCE__ADMISSION_WAIT_MS", "10"),
+        ],
+    );
+    let json = ok(
+        &cluster,
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            "overload",
+            "--overload",
+            "4",
+            "--connections",
+            "4",
+            "--seconds",
+            "1",
+            "--in-flight",
+            "8",
+            "--events-per-request",
+            "20",
+            "--size",
+            "256",
+            "--json",
+        ],
+        None,
+    );
+    let report: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON object");
+    let admitted = |phase: &str| report[phase]["admitted_requests"].as_u64().expect("count");
+    assert!(
+        admitted("calibrate") > 0 && admitted("recover") > 0,
+        "{report}"
+    );
+    assert!(
+        report["overload"]["offered_events_per_s"].as_f64() > Some(0.0),
+        "{report}"
+    );
+    assert!(
+        report["overload"]["refused_requests"].as_u64() > Some(0),
+        "{report}"
+    );
+    assert_eq!(report["lost_events"], 0, "{report}");
+    let verified = report["verified_events"].as_u64().expect("count");
+    let phases = ["calibrate", "overload", "recover"]
+        .map(admitted)
+        .iter()
+        .sum::<u64>();
+    assert!(
+        verified >= phases * 20,
+        "{verified} verified of {phases} requests: {report}"
+    );
+}

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 /// Highest latency the histogram tracks, in microseconds (larger values saturate).
-pub(super) const LATENCY_MAX_US: u64 = 600_000_000;
+const LATENCY_MAX_US: u64 = 600_000_000;
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
