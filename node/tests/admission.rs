@@ -64,6 +64,15 @@ async fn requests_at_and_past_every_limit_never_stall_the_partition() {
     assert!(million.error.unwrap().message.contains("1000000 events"));
     println!("1,000,000 empty events refused in {:?}", started.elapsed());
     next_write_is_taken(&mut log, "a million empty events").await;
+    // Also for a topic that does not exist: the count is checked before the node looks
+    // the topic up (which may wait for the metadata group), so a million decoded events
+    // are never held while it waits.
+    let unknown = produce(&mut log, produce_request("nope", 0, events(1_000_000, 0))).await;
+    refusal(
+        &unknown,
+        ErrorCode::InvalidArgument,
+        "produce.request_events_max",
+    );
 
     // At the count limit: accepted, and the partition goes on.
     let at_count = produce(&mut log, produce_request("t", 0, events(10_000, 0))).await;

@@ -31,13 +31,11 @@ fn produce_error(e: pb::Error) -> Result<Response<pb::ProduceResponse>, Status> 
     }))
 }
 
-/// Converts and checks the request's events; refuses the whole request on any problem,
-/// naming the limit and the value. Returns the events and their accounted bytes.
-fn events_from_request(
-    events: Vec<pb::Event>,
-    max_event_bytes: u32,
-    limits: &ApiLimits,
-) -> Result<(Vec<Event>, usize), pb::Error> {
+/// The checks that need no topic: how many events, how many headers each. They come
+/// before anything the handler waits for (finding the leader may wait for the metadata
+/// group), since a small message of many empty events or headers decodes into large
+/// structures that should be dropped at once, not held while the request waits.
+fn check_request_shape(events: &[pb::Event], limits: &ApiLimits) -> Result<(), pb::Error> {
     if events.is_empty() {
         return Err(invalid("a produce request needs at least one event"));
     }
@@ -48,15 +46,29 @@ fn events_from_request(
             limits.request_events_max
         )));
     }
+    match events
+        .iter()
+        .position(|e| e.headers.len() > limits.headers_per_event_max)
+    {
+        Some(i) => Err(invalid(format!(
+            "event {i} has {} headers; at most {} per event (produce.headers_per_event_max)",
+            events[i].headers.len(),
+            limits.headers_per_event_max
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Converts and checks the request's events (their shape already checked); refuses the
+/// whole request on any problem, naming the limit and the value. Returns the events and
+/// their accounted bytes.
+fn events_from_request(
+    events: Vec<pb::Event>,
+    max_event_bytes: u32,
+    limits: &ApiLimits,
+) -> Result<(Vec<Event>, usize), pb::Error> {
     let mut total = 0usize;
     for (i, e) in events.iter().enumerate() {
-        if e.headers.len() > limits.headers_per_event_max {
-            return Err(invalid(format!(
-                "event {i} has {} headers; at most {} per event (produce.headers_per_event_max)",
-                e.headers.len(),
-                limits.headers_per_event_max
-            )));
-        }
         let size = e.payload_bytes();
         if size > max_event_bytes as usize {
             return Err(error(
@@ -140,6 +152,9 @@ impl EventLog for EventLogService {
         request: Request<pb::ProduceRequest>,
     ) -> Result<Response<pb::ProduceResponse>, Status> {
         let request = request.into_inner();
+        if let Err(e) = check_request_shape(&request.events, &self.ctx.limits) {
+            return produce_error(e);
+        }
         let target = match self
             .ctx
             .leader_target(&request.topic, request.partition)
