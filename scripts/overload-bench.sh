@@ -67,8 +67,16 @@ while read -r pid kib; do
   [[ -n "$kib" && "$kib" -gt "${peak[$pid]}" ]] && peak[$pid]=$kib
 done <"$dir/rss"
 sleep 3
-budget_mib=$((EVLOG_MEMORY__PRODUCE_BYTES_MAX / 1048576))
-echo "node memory (produce budget ${budget_mib} MiB, RocksDB block cache and write buffer defaults):"
+# The node's memory as docs/operations.md adds it up: 2 x produce budget + subscribe
+# budget + block cache + 2 x write buffer + 50 MiB (defaults unless set here).
+mib=1048576
+produce_mib=$((EVLOG_MEMORY__PRODUCE_BYTES_MAX / mib))
+subscribe_mib=$((${EVLOG_MEMORY__SUBSCRIBE_BYTES_MAX:-268435456} / mib))
+cache_mib=$((${EVLOG_STORAGE__BLOCK_CACHE_BYTES:-67108864} / mib))
+memtable_mib=$((${EVLOG_STORAGE__WRITE_BUFFER_BYTES:-67108864} / mib))
+budget_mib=$((2 * produce_mib + subscribe_mib + cache_mib + 2 * memtable_mib + 50))
+echo "node memory (budget ${budget_mib} MiB: 2 x ${produce_mib} produce + ${subscribe_mib} subscribe" \
+  "+ ${cache_mib} block cache + 2 x ${memtable_mib} write buffer + 50):"
 n=1
 for pid in "${pids[@]}"; do
   printf '  node %d: RSS at rest %d MiB, peak %d MiB (+%d), 3 s after %d MiB\n' "$n" \

@@ -250,6 +250,7 @@ fn replica_context(
             queue_requests_max: config.produce.queue_requests_max as usize,
             queue_bytes_max: config.produce.queue_bytes_max as usize,
             admission_wait: Duration::from_millis(config.produce.admission_wait_ms),
+            queue_delay_target: Duration::from_millis(config.produce.queue_delay_target_ms),
         },
         produce_budget: MemoryBudget::new(
             "memory.produce_bytes_max",

@@ -217,6 +217,14 @@ const FIELD_DOCS: &[(&str, &str)] = &[
          refused with RESOURCE_EXHAUSTED (retryable, nothing written). Less than\n\
          request_timeout_ms.",
     ),
+    (
+        "produce.queue_delay_target_ms",
+        "How long a request may wait from its arrival until it is proposed to Raft, per\n\
+         partition. While the last proposed request waited longer and requests are still\n\
+         queued, the partition is falling behind: new requests are refused at once with\n\
+         RESOURCE_EXHAUSTED instead of waiting, so what is admitted is committed soon.\n\
+         Less than request_timeout_ms.",
+    ),
     ("read", "Limits of the read and subscribe path."),
     (
         "read.response_bytes_max",
@@ -252,6 +260,11 @@ const FIELD_DOCS: &[(&str, &str)] = &[
     (
         "storage.group_commit_max_waiters",
         "Most appends waiting on one shared WAL fsync; more wait for the next one.",
+    ),
+    (
+        "storage.blocking_threads_max",
+        "Threads for blocking storage work: reads for Read and Subscribe, WAL fsyncs. More\n\
+         such work waits for a thread; an idle thread exits after 1 s.",
     ),
     (
         "server",
@@ -302,8 +315,9 @@ const FIELD_DOCS: &[(&str, &str)] = &[
     ),
     (
         "memory",
-        "Memory budgets of the node. A node's memory is about: these budgets + the RocksDB\n\
-         block cache and write buffers + per connection its HTTP/2 windows + ~50 MiB.",
+        "Memory budgets of the node. A node's memory is about: twice the produce budget (as\n\
+         much again may wait for room) + the subscribe budget + the RocksDB block cache and\n\
+         twice the write buffer + per connection its HTTP/2 windows + ~50 MiB.",
     ),
     (
         "memory.produce_bytes_max",

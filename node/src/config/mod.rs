@@ -126,6 +126,9 @@ pub struct ProduceConfig {
     /// How long a request waits for room in a full queue or budget before it is refused
     /// with RESOURCE_EXHAUSTED.
     pub admission_wait_ms: u64,
+    /// Arrival to proposal: while the last proposed request waited longer and requests
+    /// are still queued, new ones are refused at once with RESOURCE_EXHAUSTED.
+    pub queue_delay_target_ms: u64,
 }
 
 /// Limits of the read and subscribe path.
@@ -149,6 +152,8 @@ pub struct StorageConfig {
     pub block_cache_bytes: u64,
     pub write_buffer_bytes: u64,
     pub group_commit_max_waiters: u64,
+    /// Threads for blocking storage work (reads for subscriptions and fetches, fsyncs).
+    pub blocking_threads_max: u64,
 }
 
 /// The node's memory budgets: what admitted requests and open subscriptions may hold.
@@ -269,7 +274,7 @@ impl Default for ProduceConfig {
         ProduceConfig {
             batch_bytes_max: MIB,
             batch_events_max: 10_000,
-            inflight_entries_max: 64,
+            inflight_entries_max: 4,
             request_bytes_max: 2 * MIB,
             request_events_max: 10_000,
             headers_per_event_max: 64,
@@ -278,6 +283,7 @@ impl Default for ProduceConfig {
             queue_requests_max: 1024,
             queue_bytes_max: 32 * MIB,
             admission_wait_ms: 1_000,
+            queue_delay_target_ms: 200,
         }
     }
 }
@@ -299,6 +305,7 @@ impl Default for StorageConfig {
             block_cache_bytes: 64 * MIB,
             write_buffer_bytes: 64 * MIB,
             group_commit_max_waiters: 4096,
+            blocking_threads_max: 64,
         }
     }
 }

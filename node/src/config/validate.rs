@@ -260,14 +260,20 @@ impl ProduceConfig {
                 ("produce.queue_requests_max", self.queue_requests_max),
                 ("produce.queue_bytes_max", self.queue_bytes_max),
                 ("produce.admission_wait_ms", self.admission_wait_ms),
+                ("produce.queue_delay_target_ms", self.queue_delay_target_ms),
             ],
         );
-        if self.admission_wait_ms >= self.request_timeout_ms {
-            problems.push(format!(
-                "produce.admission_wait_ms ({}) must be less than produce.request_timeout_ms \
-                 ({}): an admitted request needs time left to be committed",
-                self.admission_wait_ms, self.request_timeout_ms
-            ));
+        for (name, wait_ms) in [
+            ("produce.admission_wait_ms", self.admission_wait_ms),
+            ("produce.queue_delay_target_ms", self.queue_delay_target_ms),
+        ] {
+            if wait_ms >= self.request_timeout_ms {
+                problems.push(format!(
+                    "{name} ({wait_ms}) must be less than produce.request_timeout_ms ({}): \
+                     an admitted request needs time left to be committed",
+                    self.request_timeout_ms
+                ));
+            }
         }
     }
 }
@@ -379,6 +385,7 @@ impl StorageConfig {
                     "storage.group_commit_max_waiters",
                     self.group_commit_max_waiters,
                 ),
+                ("storage.blocking_threads_max", self.blocking_threads_max),
             ],
         );
     }
@@ -649,6 +656,7 @@ mod tests {
             queue_requests_max: 0,
             queue_bytes_max: 0,
             admission_wait_ms: 0,
+            queue_delay_target_ms: 0,
         };
         config.read = ReadConfig {
             response_bytes_max: 0,
@@ -660,6 +668,7 @@ mod tests {
             block_cache_bytes: 0,
             write_buffer_bytes: 0,
             group_commit_max_waiters: 0,
+            blocking_threads_max: 0,
         };
         config.memory = MemoryConfig {
             produce_bytes_max: 0,
@@ -679,11 +688,9 @@ mod tests {
         };
         let problems: Vec<String> = problems(&config)
             .into_iter()
-            .filter(|p| {
-                !p.contains("could never be admitted") && !p.contains("admission_wait_ms (")
-            })
+            .filter(|p| !p.contains("could never be admitted") && !p.contains("must be less than"))
             .collect();
-        assert_eq!(problems.len(), 32, "{problems:#?}");
+        assert_eq!(problems.len(), 34, "{problems:#?}");
         assert!(problems
             .iter()
             .all(|p| p.ends_with("must be greater than 0")));
@@ -730,5 +737,8 @@ mod tests {
         let mut config = node1();
         config.produce.admission_wait_ms = config.produce.request_timeout_ms;
         assert_one_problem(&config, &["admission_wait_ms", "request_timeout_ms"]);
+        let mut config = node1();
+        config.produce.queue_delay_target_ms = config.produce.request_timeout_ms;
+        assert_one_problem(&config, &["queue_delay_target_ms", "request_timeout_ms"]);
     }
 }

@@ -5,6 +5,12 @@
 //!    Each waits, fairly, at most `admission_wait` in all; a request still waiting then
 //!    is refused with [`ProduceError::Overloaded`]: nothing of it was written, and the
 //!    client may retry. So no request, however many arrive, waits unboundedly here.
+//!    Before waiting at all, a request is refused at once while this partition is
+//!    falling behind: the last proposed request waited longer than `queue_delay_target`
+//!    from its arrival to its proposal and requests are still queued (after CoDel:
+//!    a standing queue, not a burst). So under sustained overload the queue stays
+//!    short and what is admitted is committed soon, instead of every request waiting
+//!    out a full queue.
 //! 2. **Batching** (`run`): queued requests are coalesced into one Raft entry, up to
 //!    `batch_bytes_max` / `batch_events_max` (a request is never split, so a request
 //!    larger than a batch goes alone); entries are pipelined into openraft, at most
@@ -13,6 +19,7 @@
 //! 3. **Answer**: each request gets its segment's outcome once the entry is committed and
 //!    applied; only then does it give its bytes back to the node's budget.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +28,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::budget::{BudgetPermit, MemoryBudget};
 use crate::raft::{AppendBatch, Command, CommandResponse, ProduceSegment, Raft, SegmentOutcome};
+use crate::rt::Instant;
 use crate::types::{NodeId, PartitionId};
 
 /// Limits of the batcher (from `config::ProduceConfig`).
@@ -35,6 +43,8 @@ pub struct BatchLimits {
     pub queue_bytes_max: usize,
     /// How long a request may wait for room in the budget and the queue, in all.
     pub admission_wait: Duration,
+    /// Arrival to proposal: beyond it, while requests are queued, new ones are refused.
+    pub queue_delay_target: Duration,
 }
 
 /// How long a refused producer should wait before it retries.
@@ -69,6 +79,8 @@ pub type ProduceResult = Result<SegmentOutcome, ProduceError>;
 struct Pending {
     segment: ProduceSegment,
     bytes: usize,
+    /// When the request reached admission.
+    arrived: Instant,
     reply: oneshot::Sender<ProduceResult>,
     /// Room in this partition's queue: given back when the request is proposed.
     queued: OwnedSemaphorePermit,
@@ -84,6 +96,8 @@ pub struct Batcher {
     tx: mpsc::Sender<Pending>,
     queue_bytes: Arc<Semaphore>,
     budget: MemoryBudget,
+    /// Arrival to proposal of the oldest request of the last proposed entry, in µs.
+    queue_delay_us: Arc<AtomicU64>,
 }
 
 impl Batcher {
@@ -95,7 +109,8 @@ impl Batcher {
         budget: MemoryBudget,
     ) -> Self {
         let (batcher, rx) = Self::new(partition, limits, budget);
-        crate::rt::spawn(run(partition, raft, limits, rx));
+        let queue_delay_us = batcher.queue_delay_us.clone();
+        crate::rt::spawn(run(partition, raft, limits, rx, queue_delay_us));
         batcher
     }
 
@@ -119,6 +134,7 @@ impl Batcher {
             tx,
             queue_bytes: Arc::new(Semaphore::new(limits.queue_bytes_max.min(usize::MAX >> 3))),
             budget,
+            queue_delay_us: Arc::new(AtomicU64::new(0)),
         };
         (batcher, rx)
     }
@@ -128,6 +144,9 @@ impl Batcher {
     /// and applied, or refused.
     pub async fn produce(&self, segment: ProduceSegment, bytes: usize) -> ProduceResult {
         let started = crate::rt::now();
+        if let Some(behind) = self.falling_behind() {
+            return Err(self.overloaded(behind));
+        }
         let budget = self
             .budget
             .acquire(bytes, self.limits.admission_wait)
@@ -149,6 +168,7 @@ impl Batcher {
         slot.send(Pending {
             segment,
             bytes,
+            arrived: started,
             reply,
             queued,
             budget,
@@ -178,6 +198,22 @@ impl Batcher {
         }
     }
 
+    /// Why a new request is refused at once, if it is: the last proposed request waited
+    /// past the target, and requests are still queued (so the delay is not a past burst
+    /// that has since drained).
+    fn falling_behind(&self) -> Option<String> {
+        let delay = Duration::from_micros(self.queue_delay_us.load(Ordering::Relaxed));
+        let queued = self.queue_bytes.available_permits() < self.limits.queue_bytes_max;
+        (queued && delay > self.limits.queue_delay_target).then(|| {
+            format!(
+                "requests wait {} ms to be proposed, more than produce.queue_delay_target_ms \
+                 ({})",
+                delay.as_millis(),
+                self.limits.queue_delay_target.as_millis()
+            )
+        })
+    }
+
     fn overloaded(&self, reason: String) -> ProduceError {
         ProduceError::Overloaded {
             partition: self.partition,
@@ -195,6 +231,7 @@ async fn run(
     raft: Raft,
     limits: BatchLimits,
     mut rx: mpsc::Receiver<Pending>,
+    queue_delay_us: Arc<AtomicU64>,
 ) {
     let inflight = Arc::new(Semaphore::new(limits.inflight_entries_max));
     let mut carry: Option<Pending> = None;
@@ -232,6 +269,9 @@ async fn run(
         if batch.is_empty() {
             continue;
         }
+        // The batch is in arrival order: its first request waited longest.
+        let delay = batch[0].arrived.elapsed().as_micros();
+        queue_delay_us.store(u64::try_from(delay).unwrap_or(u64::MAX), Ordering::Relaxed);
         let mut segments = Vec::with_capacity(batch.len());
         let mut waiting = Vec::with_capacity(batch.len());
         for pending in batch {
@@ -325,6 +365,7 @@ mod tests {
             queue_requests_max: 2,
             queue_bytes_max: 300,
             admission_wait: Duration::from_millis(20),
+            queue_delay_target: Duration::from_millis(5),
         }
     }
 
@@ -412,5 +453,34 @@ mod tests {
         drop(pending.budget);
         assert!(answer.await.unwrap().is_ok());
         assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_standing_queue_refuses_new_requests_at_once_until_it_drains() {
+        // Goal: while the last proposal waited past the target and requests are still
+        // queued, a new request is refused at once (not after the admission wait), and
+        // admitted again once the queue is empty.
+        let budget = MemoryBudget::new("memory.produce_bytes_max", 10_000);
+        let (batcher, mut rx) = Batcher::new(PartitionId(1), limits(), budget);
+        let _queued = send(&batcher, 10);
+        let queued = rx.recv().await.unwrap();
+        batcher.queue_delay_us.store(6_000, Ordering::Relaxed);
+        let started = Instant::now();
+        assert_overloaded(
+            send(&batcher, 10).await.unwrap(),
+            "produce.queue_delay_target_ms (5)",
+        );
+        assert!(
+            started.elapsed() < limits().admission_wait,
+            "refused without waiting"
+        );
+        // A delay under the target admits, as does an empty queue whatever the delay.
+        batcher.queue_delay_us.store(4_000, Ordering::Relaxed);
+        let _admitted = send(&batcher, 10);
+        assert!(rx.recv().await.is_some());
+        batcher.queue_delay_us.store(6_000, Ordering::Relaxed);
+        drop(queued);
+        let _admitted = send(&batcher, 10);
+        assert!(rx.recv().await.is_some(), "an empty queue admits");
     }
 }
