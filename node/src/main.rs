@@ -140,8 +140,25 @@ mod cli {
         Ok(config)
     }
 
-    #[tokio::main]
-    async fn run_node(config: Config) -> ExitCode {
+    /// Builds the runtime (its blocking pool bounded by `storage.blocking_threads_max`,
+    /// idle blocking threads gone after a second, so a burst of readers does not leave
+    /// threads and their memory behind) and runs the node on it until a stop signal.
+    fn run_node(config: Config) -> ExitCode {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .max_blocking_threads(config.storage.blocking_threads_max as usize)
+            .thread_keep_alive(std::time::Duration::from_secs(1))
+            .build();
+        match runtime {
+            Ok(runtime) => runtime.block_on(serve(config)),
+            Err(error) => {
+                tracing::error!(%error, "cannot start the async runtime");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn serve(config: Config) -> ExitCode {
         let node_id = config.node_id;
         let node = match evlog_node::Node::start(config).await {
             Ok(node) => node,
