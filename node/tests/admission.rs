@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::grpc::{self, code_of, events, produce, produce_request};
-use common::TestCluster;
+use common::{rss_bytes, TestCluster};
 use evlog_proto::evlog::v1 as pb;
 use evlog_proto::evlog::v1::event_log_client::EventLogClient;
 use pb::ErrorCode;
@@ -52,6 +52,13 @@ async fn requests_at_and_past_every_limit_never_stall_the_partition() {
     let cluster = TestCluster::start(3);
     let leader = grpc::one_partition_topic(&cluster.bootstrap(), "t", 3).await;
     let mut log = grpc::event_log(grpc::channel(&leader).await);
+    let leader_pid = cluster
+        .nodes
+        .iter()
+        .find(|node| node.addr == leader)
+        .and_then(|node| cluster.pid(node.id))
+        .expect("the leader is one of the nodes");
+    let rss_before = rss_bytes(leader_pid);
 
     // The finding: a million empty events (2 MB on the wire) are refused at once.
     let started = Instant::now();
@@ -64,6 +71,11 @@ async fn requests_at_and_past_every_limit_never_stall_the_partition() {
     assert!(million.error.unwrap().message.contains("1000000 events"));
     println!("1,000,000 empty events refused in {:?}", started.elapsed());
     next_write_is_taken(&mut log, "a million empty events").await;
+    println!(
+        "leader RSS {} MiB before, {} MiB after",
+        rss_before >> 20,
+        rss_bytes(leader_pid) >> 20
+    );
     // Also for a topic that does not exist: the count is checked before the node looks
     // the topic up (which may wait for the metadata group), so a million decoded events
     // are never held while it waits.

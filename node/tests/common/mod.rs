@@ -192,6 +192,25 @@ impl Drop for TestCluster {
     }
 }
 
+/// A `/proc/<pid>/status` field in bytes (or a count, for fields without a unit).
+pub fn status_field(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let value = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or("0")
+        .trim();
+    match value.strip_suffix("kB") {
+        Some(kb) => kb.trim().parse::<u64>().map_or(0, |kb| kb * 1024),
+        None => value.parse().unwrap_or(0),
+    }
+}
+
+/// A process's resident memory in bytes (0 once it is gone).
+pub fn rss_bytes(pid: u32) -> u64 {
+    status_field(pid, "VmRSS")
+}
+
 fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
