@@ -8,9 +8,10 @@
 //!    Before waiting at all, a request is refused at once while this partition is
 //!    falling behind: the last proposed request waited longer than `queue_delay_target`
 //!    from its arrival to its proposal and requests are still queued (after CoDel:
-//!    a standing queue, not a burst). So under sustained overload the queue stays
-//!    short and what is admitted is committed soon, instead of every request waiting
-//!    out a full queue.
+//!    a standing queue, not a burst; a queue that empties forgets the delay, so the
+//!    first burst after an overload is not refused on it). So under sustained overload
+//!    the queue stays short and what is admitted is committed soon, instead of every
+//!    request waiting out a full queue.
 //! 2. **Batching** (`run`): queued requests are coalesced into one Raft entry, up to
 //!    `batch_bytes_max` / `batch_events_max` (a request is never split, so a request
 //!    larger than a batch goes alone); entries are pipelined into openraft, at most
@@ -186,7 +187,17 @@ impl Batcher {
             u32::try_from(bytes.clamp(1, self.limits.queue_bytes_max)).unwrap_or(u32::MAX);
         let acquire = self.queue_bytes.clone().acquire_many_owned(permits);
         match crate::rt::timeout(wait, acquire).await {
-            Some(Ok(permit)) => Ok(permit),
+            Some(Ok(permit)) => {
+                // Alone in the queue: everything queued before has been proposed, so the
+                // last proposal's delay describes a queue that has drained (CoDel leaves
+                // its dropping state when the queue empties). Without this, the first
+                // burst after an overload would be refused on a stale delay.
+                let held = permits as usize;
+                if self.queue_bytes.available_permits() + held == self.limits.queue_bytes_max {
+                    self.queue_delay_us.store(0, Ordering::Relaxed);
+                }
+                Ok(permit)
+            }
             Some(Err(_closed)) => unreachable!("the queue's byte semaphore is never closed"),
             None => {
                 let queued = self.limits.queue_bytes_max - self.queue_bytes.available_permits();
@@ -459,7 +470,7 @@ mod tests {
     async fn a_standing_queue_refuses_new_requests_at_once_until_it_drains() {
         // Goal: while the last proposal waited past the target and requests are still
         // queued, a new request is refused at once (not after the admission wait), and
-        // admitted again once the queue is empty.
+        // admitted again once the queue is empty; a queue that drained starts afresh.
         let budget = MemoryBudget::new("memory.produce_bytes_max", 10_000);
         let (batcher, mut rx) = Batcher::new(PartitionId(1), limits(), budget);
         let _queued = send(&batcher, 10);
@@ -480,7 +491,16 @@ mod tests {
         assert!(rx.recv().await.is_some());
         batcher.queue_delay_us.store(6_000, Ordering::Relaxed);
         drop(queued);
-        let _admitted = send(&batcher, 10);
-        assert!(rx.recv().await.is_some(), "an empty queue admits");
+        let first = send(&batcher, 10);
+        let first_queued = rx.recv().await.expect("an empty queue admits");
+        // The queue had drained, so the old delay no longer counts: a second request
+        // arriving while the first is still queued is admitted too.
+        let second = send(&batcher, 10);
+        let outcome = tokio::select! {
+            queued = rx.recv() => format!("queued: {}", queued.is_some()),
+            answered = second => format!("answered: {:?}", answered.unwrap()),
+        };
+        assert_eq!(outcome, "queued: true", "a drained queue forgets its delay");
+        drop((first, first_queued));
     }
 }
