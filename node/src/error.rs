@@ -28,6 +28,12 @@ pub enum NodeError {
         found: String,
         expected: String,
     },
+    #[error("data dir {data_dir} is in storage format {found}, but this build reads format {expected} only: refusing to start (run the build that wrote it: there is no in-place upgrade between storage formats yet)")]
+    StorageFormat {
+        data_dir: String,
+        found: u32,
+        expected: u32,
+    },
     #[error("cannot listen on {addr}: {message}")]
     Listen { addr: String, message: String },
 }

@@ -11,7 +11,7 @@
 //! | `partition_state` | partition (8) + kind (1) [+ id (8)]  | crc32c (4) + bincode(state)    |
 //! | `meta`            | ascii name                           | node identity                  |
 
-use crate::types::PartitionId;
+use crate::types::{GroupId, LogIndex, Offset, PartitionId, ProducerId};
 
 /// Column families of the node's one RocksDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,6 +62,8 @@ pub enum PartitionStateKind {
     Producer = 2,
     /// The last snapshot built or installed (meta + data).
     Snapshot = 4,
+    /// One consumer group (`__groups` partitions); the key continues with the group id.
+    Group = 5,
 }
 
 /// Key of `meta`: this data dir's node id (a node refuses a data dir of another node).
@@ -69,6 +71,16 @@ pub const META_NODE_ID: &[u8] = b"node_id";
 
 /// Key of `meta`: this data dir's cluster id (a node refuses a data dir of another cluster).
 pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
+
+/// Key of `meta`: the storage format this data dir was written in (a big-endian u32; absent
+/// in data dirs of format 1).
+pub const META_STORAGE_FORMAT: &[u8] = b"storage_format";
+
+/// The storage format this build reads and writes. Raise it whenever a stored encoding
+/// changes (a key layout, an entry's or a record's bincode shape) and say in
+/// docs/operations.md what an older data dir needs. 2: partition commands are wrapped in
+/// `Command::Partition`, partition snapshots carry consumer groups (consumer groups issue).
+pub const STORAGE_FORMAT: u32 = 2;
 
 pub fn partition_prefix(partition: PartitionId) -> [u8; 8] {
     partition.0.to_be_bytes()
@@ -94,8 +106,13 @@ pub fn raft_state(partition: PartitionId, kind: RaftStateKind) -> [u8; 9] {
     key
 }
 
-pub fn offset_index(partition: PartitionId, base_offset: u64) -> [u8; 16] {
-    two_u64(partition.0, base_offset)
+pub fn offset_index(partition: PartitionId, base_offset: Offset) -> [u8; 16] {
+    two_u64(partition.0, base_offset.0)
+}
+
+/// The base offset an `offset_index` key holds.
+pub fn offset_index_base(key: &[u8]) -> Offset {
+    Offset(second_u64(key))
 }
 
 pub fn partition_state(partition: PartitionId, kind: PartitionStateKind) -> [u8; 9] {
@@ -105,11 +122,38 @@ pub fn partition_state(partition: PartitionId, kind: PartitionStateKind) -> [u8;
     key
 }
 
-pub fn producer_state(partition: PartitionId, producer_id: u64) -> [u8; 17] {
+pub fn producer_state(partition: PartitionId, producer_id: ProducerId) -> [u8; 17] {
     let mut key = [0u8; 17];
     key[..9].copy_from_slice(&partition_state(partition, PartitionStateKind::Producer));
-    key[9..].copy_from_slice(&producer_id.to_be_bytes());
+    key[9..].copy_from_slice(&producer_id.0.to_be_bytes());
     key
+}
+
+/// The producer a `producer_state` key belongs to.
+pub fn producer_of_key(key: &[u8]) -> ProducerId {
+    assert_eq!(key.len(), 17, "not a producer state key: {key:?}");
+    ProducerId(u64::from_be_bytes(key[9..17].try_into().expect("8 bytes")))
+}
+
+/// Key of one consumer group's record: the kind's prefix, then the group id's bytes.
+pub fn group_state(partition: PartitionId, group: &GroupId) -> Vec<u8> {
+    let mut key = partition_state(partition, PartitionStateKind::Group).to_vec();
+    key.extend_from_slice(group.as_str().as_bytes());
+    key
+}
+
+/// The group id of a `group_state` key; None when its bytes are not one.
+pub fn group_of_key(key: &[u8]) -> Option<GroupId> {
+    let name = std::str::from_utf8(key.get(9..)?).ok()?;
+    GroupId::parse(name).ok()
+}
+
+/// Range `[start, end)` of every group record of `partition`.
+pub fn group_range(partition: PartitionId) -> ([u8; 9], [u8; 9]) {
+    let start = partition_state(partition, PartitionStateKind::Group);
+    let mut end = start;
+    end[8] += 1;
+    (start, end)
 }
 
 /// Range `[start, end)` of every producer record of `partition`. The end is the bare
@@ -117,7 +161,7 @@ pub fn producer_state(partition: PartitionId, producer_id: u64) -> [u8; 17] {
 pub fn producer_range(partition: PartitionId) -> ([u8; 17], [u8; 9]) {
     let mut end = partition_state(partition, PartitionStateKind::Producer);
     end[8] += 1;
-    (producer_state(partition, 0), end)
+    (producer_state(partition, ProducerId::NONE), end)
 }
 
 /// Decodes the second u64 of a 16-byte key (log index or base offset).
@@ -128,20 +172,20 @@ pub fn second_u64(key: &[u8]) -> u64 {
 
 /// Value of an `offset_index` record: where the events starting at its base offset are:
 /// the Raft entry's log index and the segment (produce request) inside it.
-pub fn offset_location(log_index: u64, segment: u32) -> [u8; 12] {
+pub fn offset_location(log_index: LogIndex, segment: u32) -> [u8; 12] {
     let mut value = [0u8; 12];
-    value[..8].copy_from_slice(&log_index.to_be_bytes());
+    value[..8].copy_from_slice(&log_index.0.to_be_bytes());
     value[8..].copy_from_slice(&segment.to_be_bytes());
     value
 }
 
-pub fn decode_offset_location(value: &[u8]) -> Option<(u64, u32)> {
+pub fn decode_offset_location(value: &[u8]) -> Option<(LogIndex, u32)> {
     if value.len() != 12 {
         return None;
     }
     let log_index = u64::from_be_bytes(value[..8].try_into().ok()?);
     let segment = u32::from_be_bytes(value[8..].try_into().ok()?);
-    Some((log_index, segment))
+    Some((LogIndex(log_index), segment))
 }
 
 fn two_u64(a: u64, b: u64) -> [u8; 16] {
@@ -169,7 +213,7 @@ mod tests {
     fn producer_range_covers_only_producer_records() {
         let p = PartitionId(7);
         let (start, end) = producer_range(p);
-        let record = producer_state(p, u64::MAX);
+        let record = producer_state(p, ProducerId(u64::MAX));
         assert!(start <= record && record.as_slice() < end.as_slice());
         let applied = partition_state(p, PartitionStateKind::Applied);
         assert!(applied.as_slice() < start.as_slice());

@@ -1,5 +1,5 @@
 //! Start-up and shut-down of a node: opens storage, starts the metadata group, the
-//! reconciler, the registration of its client address and the two gRPC servers (clients,
+//! partition reconciler, the registration of its client address and the two gRPC servers (clients,
 //! peers); on shutdown stops accepting, lets in-flight writes finish, stops every Raft
 //! group and syncs storage.
 
@@ -13,10 +13,11 @@ use tokio::sync::watch;
 use crate::api::{ApiContext, ApiLimits};
 use crate::config::Config;
 use crate::keys::{self, Cf};
-use crate::metadata::{reconciler, registration, MetadataGroup};
+use crate::metadata::{registration, MetadataGroup};
 use crate::partition::budget::MemoryBudget;
 use crate::partition::produce::BatchLimits;
-use crate::partition::{Registry, ReplicaContext};
+use crate::partition::{reconciler, Registry, ReplicaContext};
+use crate::raft::group::GroupContext;
 use crate::raft::network::{PeerChannels, PeerIdentity};
 use crate::raft::transport::{LeaderRefusal, PeerServices, TransportService};
 use crate::raft::{openraft_config, peer_message_bytes_max, Raft, RaftTiming};
@@ -55,7 +56,7 @@ impl PeerServices for Groups {
         if group == PartitionId::METADATA {
             Some(self.metadata.raft.clone())
         } else {
-            self.registry.get(group).map(|r| r.raft.clone())
+            self.registry.get(group).map(|r| r.raft().clone())
         }
     }
 
@@ -113,13 +114,13 @@ impl Node {
             config.storage.group_commit_max_waiters as usize,
         );
         let ctx = replica_context(&config, engine.clone(), commit.clone());
-        let peers = ctx.peers.clone();
+        let peers = ctx.group.peers.clone();
         let initial: BTreeMap<NodeId, BasicNode> = config
             .initial_cluster
             .iter()
             .map(|peer| (peer.id, BasicNode::new(&peer.addr)))
             .collect();
-        let metadata = Arc::new(MetadataGroup::start(&ctx, initial).await?);
+        let metadata = Arc::new(MetadataGroup::start(&ctx.group, initial).await?);
         let registry = Arc::new(Registry::new(ctx));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         crate::rt::spawn(reconciler::run(
@@ -230,7 +231,7 @@ fn replica_context(
         election_timeout_max_ms: config.raft.election_timeout_max_ms,
         max_payload_entries: config.raft.max_payload_entries,
     };
-    ReplicaContext {
+    let group = GroupContext {
         node_id: config.node_id,
         engine,
         commit,
@@ -243,6 +244,9 @@ fn replica_context(
         )),
         raft_config: Arc::new(openraft_config("evlog", timing)),
         append_entries_bytes_max: config.raft.append_entries_bytes_max as usize,
+    };
+    ReplicaContext {
+        group,
         limits: BatchLimits {
             batch_bytes_max: config.produce.batch_bytes_max as usize,
             batch_events_max: config.produce.batch_events_max as usize,
@@ -281,6 +285,38 @@ fn api_limits(config: &Config) -> ApiLimits {
 fn claim_data_dir(engine: &dyn StorageEngine, config: &Config) -> Result<(), NodeError> {
     let data_dir = || config.data_dir.display().to_string();
     let mut claim = WriteBatch::default();
+    let fresh = engine.get(Cf::Meta, keys::META_NODE_ID)?.is_none();
+    match engine.get(Cf::Meta, keys::META_STORAGE_FORMAT)? {
+        Some(bytes) => {
+            let found = <[u8; 4]>::try_from(bytes.as_slice())
+                .map(u32::from_be_bytes)
+                .map_err(|_| crate::storage::StorageError::Corrupt {
+                    cf: Cf::Meta.name(),
+                    key: keys::META_STORAGE_FORMAT.to_vec(),
+                    reason: format!("storage format record of {} bytes, expected 4", bytes.len()),
+                })?;
+            if found != keys::STORAGE_FORMAT {
+                return Err(NodeError::StorageFormat {
+                    data_dir: data_dir(),
+                    found,
+                    expected: keys::STORAGE_FORMAT,
+                });
+            }
+        }
+        // A claimed data dir without the record was written in format 1.
+        None if !fresh => {
+            return Err(NodeError::StorageFormat {
+                data_dir: data_dir(),
+                found: 1,
+                expected: keys::STORAGE_FORMAT,
+            })
+        }
+        None => claim.put(
+            Cf::Meta,
+            keys::META_STORAGE_FORMAT.to_vec(),
+            keys::STORAGE_FORMAT.to_be_bytes().to_vec(),
+        ),
+    }
     match engine.get(Cf::Meta, keys::META_NODE_ID)? {
         Some(bytes) => {
             // Stored data, not an in-process invariant: a bad record is an error, not a panic.
@@ -324,4 +360,64 @@ fn claim_data_dir(engine: &dyn StorageEngine, config: &Config) -> Result<(), Nod
         engine.write(claim)?;
     }
     Ok(())
+}
+
+#[cfg(all(test, feature = "rocksdb"))]
+mod tests {
+    //! Goal: a data dir is started only by the build whose storage format wrote it; a
+    //! fresh one is stamped with this build's format. Method: claim fresh, current,
+    //! format-1 (claimed, no record) and future-format data dirs of one RocksDB.
+    use super::*;
+
+    fn open_engine() -> (tempfile::TempDir, RocksEngine) {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let engine = runtime
+            .block_on(RocksEngine::open(dir.path(), RocksTuning::default()))
+            .unwrap();
+        (dir, engine)
+    }
+
+    fn put(engine: &RocksEngine, key: &[u8], value: Vec<u8>) {
+        let mut batch = WriteBatch::default();
+        batch.put(Cf::Meta, key.to_vec(), value);
+        engine.write(batch).unwrap();
+    }
+
+    #[test]
+    fn a_data_dir_of_another_storage_format_is_refused_and_a_fresh_one_is_stamped() {
+        let config = Config::default();
+        let (_dir, engine) = open_engine();
+        claim_data_dir(&engine, &config).unwrap();
+        let stamped = engine.get(Cf::Meta, keys::META_STORAGE_FORMAT).unwrap();
+        assert_eq!(stamped, Some(keys::STORAGE_FORMAT.to_be_bytes().to_vec()));
+        claim_data_dir(&engine, &config).expect("its own data dir, again");
+
+        put(
+            &engine,
+            keys::META_STORAGE_FORMAT,
+            9u32.to_be_bytes().to_vec(),
+        );
+        let refused = claim_data_dir(&engine, &config).unwrap_err();
+        assert!(
+            matches!(refused, NodeError::StorageFormat { found: 9, .. }),
+            "{refused}"
+        );
+
+        let (_dir, old) = open_engine();
+        put(
+            &old,
+            keys::META_NODE_ID,
+            config.node_id.to_be_bytes().to_vec(),
+        );
+        let refused = claim_data_dir(&old, &config).unwrap_err();
+        assert!(
+            matches!(refused, NodeError::StorageFormat { found: 1, .. }),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("refusing to start"));
+    }
 }

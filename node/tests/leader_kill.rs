@@ -23,6 +23,7 @@ use evlog_node::partition::state::PartitionState;
 use evlog_node::raft::state_machine::load_applied;
 use evlog_node::storage::rocks::RocksTuning;
 use evlog_node::storage::{RocksEngine, StorageEngine};
+use evlog_node::types::Offset;
 use evlog_node::types::PartitionId;
 
 const TOPIC: &str = "orders";
@@ -167,12 +168,12 @@ async fn stored_log(
         max_bytes: usize::MAX,
         max_events: usize::MAX,
     };
-    read_events(&engine, partition, 0, watermark, limits)
+    read_events(&engine, partition, Offset::ZERO, watermark, limits)
         .expect("read replica")
         .into_iter()
         .map(|e| {
             (
-                e.offset,
+                e.offset.0,
                 e.event.key.unwrap_or_default().to_vec(),
                 e.event.value.to_vec(),
             )

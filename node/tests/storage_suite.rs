@@ -100,7 +100,8 @@ fn a_stored_leader_vote_of_this_node_is_read_back_uncommitted() {
 /// entries of ~1 KiB, read with bounds of 0, 2.5 entries and unbounded.
 #[test]
 fn an_append_entries_read_is_a_byte_bounded_prefix_of_at_least_one_entry() {
-    use evlog_node::raft::{AppendBatch, Command, Entry, ProduceSegment};
+    use evlog_node::partition::command::{AppendBatch, PartitionCommand, ProduceSegment};
+    use evlog_node::raft::{Command, Entry};
     use openraft::storage::RaftLogReader;
     use openraft::testing::log_id;
     tokio::runtime::Builder::new_current_thread()
@@ -126,13 +127,15 @@ fn an_append_entries_read_is_a_byte_bounded_prefix_of_at_least_one_entry() {
             let entries: Vec<Entry> = (1..=10)
                 .map(|index| Entry {
                     log_id: log_id(1, 1, index),
-                    payload: openraft::EntryPayload::Normal(Command::Append(AppendBatch {
-                        segments: vec![ProduceSegment {
-                            producer_id: 0,
-                            first_sequence: 0,
-                            events: vec![event.clone()],
-                        }],
-                    })),
+                    payload: openraft::EntryPayload::Normal(Command::Partition(
+                        PartitionCommand::Append(AppendBatch {
+                            segments: vec![ProduceSegment {
+                                producer_id: evlog_node::types::ProducerId::NONE,
+                                first_sequence: 0,
+                                events: vec![event.clone()],
+                            }],
+                        }),
+                    )),
                 })
                 .collect();
             // Stored as `LogStore::append` stores them (openraft's flush callback cannot be

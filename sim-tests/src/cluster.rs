@@ -52,7 +52,7 @@ impl NodeView {
                 .then(|| raft.clone());
         }
         let replica = self.registry.get(group)?;
-        replica.is_running().then(|| replica.raft.clone())
+        replica.is_running().then(|| replica.raft().clone())
     }
 }
 

@@ -11,9 +11,8 @@ use tonic::{Request, Response, Status};
 
 use super::errors::{self, invalid};
 use super::ApiContext;
-use crate::metadata::state::{
-    validate_topic_spec, MetadataCommand, MetadataResponse, MetadataView, TopicInfo, TopicSpec,
-};
+use crate::metadata::command::{MetadataCommand, MetadataResponse, TopicInfo, TopicSpec};
+use crate::metadata::state::{validate_topic_spec, MetadataView};
 
 fn saturate_u32(value: usize) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
@@ -41,8 +40,8 @@ impl AdminService {
                     group_id: p.id.0,
                     replicas: p.replicas.clone(),
                     leader_id,
-                    high_watermark: watermark.map(|w| w.high),
-                    log_start_offset: watermark.map(|w| w.log_start),
+                    high_watermark: watermark.map(|w| w.high.0),
+                    log_start_offset: watermark.map(|w| w.log_start.0),
                     leader_addr: leader_id
                         .and_then(|id| view.client_addr(id))
                         .map(str::to_owned),

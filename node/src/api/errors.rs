@@ -2,7 +2,8 @@
 
 use evlog_proto::evlog::v1 as pb;
 
-use crate::metadata::state::{MetadataRefusal, MetadataView};
+use crate::metadata::command::MetadataRefusal;
+use crate::metadata::state::MetadataView;
 use crate::metadata::ProposeError;
 use crate::partition::produce::ProduceError;
 use crate::partition::read::ReadError;
@@ -67,7 +68,12 @@ pub fn from_produce(e: ProduceError, view: &MetadataView) -> pb::Error {
 pub fn from_read(e: ReadError) -> pb::Error {
     match e {
         ReadError::OutOfRange { .. } => error(pb::ErrorCode::OffsetOutOfRange, e.to_string()),
-        ReadError::Storage(_) => error(pb::ErrorCode::Internal, e.to_string()),
+        ReadError::Storage(_) | ReadError::TaskFailed(_) => {
+            error(pb::ErrorCode::Internal, e.to_string())
+        }
+        ReadError::ReplicaStopped(_) | ReadError::Unconfirmed { .. } => {
+            error(pb::ErrorCode::Unavailable, e.to_string())
+        }
     }
 }
 

@@ -8,11 +8,10 @@ use evlog_proto::evlog::v1::event_log_server::EventLog;
 use tonic::{Request, Response, Status};
 
 use super::errors::{self, error, invalid};
-use super::{ApiContext, ApiLimits, Target};
-use crate::partition::read::{read_events, ReadError, ReadLimits, StoredEvent};
-use crate::partition::state::Watermark;
-use crate::raft::{ProduceSegment, SegmentOutcome};
-use crate::types::Event;
+use super::{ApiContext, ApiLimits};
+use crate::partition::command::{ProduceSegment, SegmentOutcome};
+use crate::partition::read::{ReadLimits, StoredEvent};
+use crate::types::{Event, Offset, ProducerId};
 
 pub struct EventLogService {
     ctx: ApiContext,
@@ -104,7 +103,7 @@ fn events_from_request(
 
 pub(super) fn stored_to_wire(stored: StoredEvent) -> pb::StoredEvent {
     pb::StoredEvent {
-        offset: stored.offset,
+        offset: stored.offset.0,
         key: stored.event.key,
         value: stored.event.value,
         headers: stored
@@ -115,34 +114,6 @@ pub(super) fn stored_to_wire(stored: StoredEvent) -> pb::StoredEvent {
             .collect(),
         timestamp_ms: stored.event.timestamp_ms,
     }
-}
-
-/// Reads on a blocking thread: RocksDB reads must not stall the async workers.
-pub(super) async fn read_for_subscription(
-    target: &Target,
-    offset: u64,
-    watermark: Watermark,
-    limits: ReadLimits,
-) -> Result<Vec<StoredEvent>, pb::Error> {
-    let engine = target.engine.clone();
-    let partition = target.partition;
-    crate::rt::spawn_blocking(move || {
-        read_events(engine.as_ref(), partition, offset, watermark, limits)
-    })
-    .await
-    .map_err(|e| error(pb::ErrorCode::Internal, format!("read task failed: {e}")))?
-    .map_err(|e| {
-        if let ReadError::Storage(storage) = &e {
-            // Committed data that cannot be read back (a checksum mismatch): this replica
-            // stops for good, and the client retries on the leader the others elect.
-            target.replica.fail_stop(&storage.to_string());
-            return error(
-                pb::ErrorCode::Unavailable,
-                format!("replica stopped on a storage error: {storage}"),
-            );
-        }
-        errors::from_read(e)
-    })
 }
 
 #[tonic::async_trait]
@@ -174,7 +145,7 @@ impl EventLog for EventLogService {
             return produce_error(invalid("sequence numbers overflow u64"));
         }
         let segment = ProduceSegment {
-            producer_id: request.producer_id,
+            producer_id: ProducerId(request.producer_id),
             first_sequence: request.first_sequence,
             events,
         };
@@ -222,7 +193,7 @@ impl EventLog for EventLogService {
         Ok(Response::new(pb::ProduceResponse {
             error: None,
             partition: request.partition,
-            base_offset,
+            base_offset: base_offset.0,
             duplicate,
         }))
     }
@@ -246,22 +217,22 @@ impl EventLog for EventLogService {
             Ok(target) => target,
             Err(e) => return respond(e),
         };
-        let watermark = match target
-            .watermark_for(request.offset, self.ctx.limits.request_timeout)
-            .await
-        {
+        let replica = &target.replica;
+        let timeout = self.ctx.limits.request_timeout;
+        let offset = Offset(request.offset);
+        let watermark = match replica.watermark_for(offset, timeout).await {
             Ok(watermark) => watermark,
-            Err(e) => return respond(e),
+            Err(e) => return respond(errors::from_read(e)),
         };
         let limits = self.read_limits(request.max_bytes, request.max_events);
-        match read_for_subscription(&target, request.offset, watermark, limits).await {
+        match replica.read(offset, watermark, limits).await {
             Ok(events) => Ok(Response::new(pb::ReadResponse {
                 error: None,
                 events: events.into_iter().map(stored_to_wire).collect(),
-                high_watermark: watermark.high,
-                log_start_offset: watermark.log_start,
+                high_watermark: watermark.high.0,
+                log_start_offset: watermark.log_start.0,
             })),
-            Err(e) => respond(e),
+            Err(e) => respond(errors::from_read(e)),
         }
     }
 

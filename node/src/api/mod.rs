@@ -18,10 +18,8 @@ use crate::metadata::read_index;
 use crate::metadata::state::MetadataView;
 use crate::metadata::MetadataGroup;
 use crate::partition::budget::MemoryBudget;
-use crate::partition::state::Watermark;
 use crate::partition::{Leadership, Registry, Replica};
 use crate::raft::network::PeerChannels;
-use crate::storage::StorageEngine;
 use crate::types::{NodeId, PartitionId};
 use evlog_proto::evlog::v1 as pb;
 
@@ -67,7 +65,6 @@ pub struct Target {
     pub partition: PartitionId,
     pub max_event_bytes: u32,
     pub replica: Arc<Replica>,
-    pub engine: Arc<dyn StorageEngine>,
 }
 
 impl ApiContext {
@@ -156,46 +153,11 @@ impl ApiContext {
                 partition: placement.id,
                 max_event_bytes: info.spec.max_event_bytes,
                 replica,
-                engine: self.registry.engine().clone(),
             }),
             Leadership::Follower { leader } => {
                 let message = format!("node {} is not the leader of {topic}/{index}", self.node_id);
                 Err(errors::not_leader(message, leader, &view))
             }
-        }
-    }
-}
-
-impl Target {
-    /// The high watermark to serve `offset` against. A leader that was just elected may
-    /// not have applied everything its predecessor committed yet; when `offset` lies past
-    /// its watermark, it first confirms its leadership with a quorum and waits until it
-    /// has applied everything committed before (openraft's read index), so a reader that
-    /// follows a failover never sees "out of range" for an offset that exists.
-    pub async fn watermark_for(
-        &self,
-        offset: u64,
-        timeout: Duration,
-    ) -> Result<Watermark, pb::Error> {
-        let current = *self.replica.watermark().borrow();
-        if offset <= current.high {
-            return Ok(current);
-        }
-        match tokio::time::timeout(timeout, self.replica.raft.ensure_linearizable()).await {
-            Ok(Ok(_)) => Ok(*self.replica.watermark().borrow()),
-            // Not confirmed: this replica may have lost its leadership. The client retries
-            // (and re-routes); "out of range" would wrongly tell it the offset does not exist.
-            Ok(Err(e)) => Err(errors::error(
-                pb::ErrorCode::Unavailable,
-                format!("{} could not confirm its leadership: {e}", self.partition),
-            )),
-            Err(_) => Err(errors::error(
-                pb::ErrorCode::Unavailable,
-                format!(
-                    "{} could not confirm its leadership within {timeout:?}",
-                    self.partition
-                ),
-            )),
         }
     }
 }

@@ -24,12 +24,13 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
-use super::errors::{error, not_leader};
-use super::event_log::{read_for_subscription, stored_to_wire};
+use super::errors::{self, error, not_leader};
+use super::event_log::stored_to_wire;
 use super::{ApiContext, Target};
 use crate::partition::budget::BudgetPermit;
 use crate::partition::read::ReadLimits;
 use crate::partition::Leadership;
+use crate::types::Offset;
 
 /// How often a waiting stream re-checks leadership, shutdown and its client's pace.
 const CHECK_INTERVAL: Duration = Duration::from_millis(500);
@@ -146,18 +147,18 @@ impl Follower {
     async fn run(self, request: pb::SubscribeRequest) {
         let position = request.start.and_then(|s| s.position);
         let requested = match &position {
-            Some(pb::start_position::Position::Offset(offset)) => *offset,
-            _ => 0,
+            Some(pb::start_position::Position::Offset(offset)) => Offset(*offset),
+            _ => Offset::ZERO,
         };
         let timeout = self.ctx.limits.request_timeout;
-        let current = match self.target.watermark_for(requested, timeout).await {
+        let current = match self.target.replica.watermark_for(requested, timeout).await {
             Ok(current) => current,
-            Err(e) => return self.end_with(e).await,
+            Err(e) => return self.end_with(errors::from_read(e)).await,
         };
         let next = match position {
             None | Some(pb::start_position::Position::Earliest(_)) => current.log_start,
             Some(pb::start_position::Position::Latest(_)) => current.high,
-            Some(pb::start_position::Position::Offset(offset)) => offset,
+            Some(pb::start_position::Position::Offset(offset)) => Offset(offset),
         };
         if next < current.log_start || next > current.high {
             let message = format!(
@@ -171,8 +172,8 @@ impl Follower {
         // Tell the client where the stream starts before any event: a `latest` resolved now
         // must not be resolved again (later) if the stream breaks before its first event.
         let first = pb::SubscribeResponse {
-            high_watermark: current.high,
-            start_offset: Some(next),
+            high_watermark: current.high.0,
+            start_offset: Some(next.0),
             ..Default::default()
         };
         if self.tx.send(unbudgeted(first)).await.is_err() {
@@ -182,7 +183,7 @@ impl Follower {
     }
 
     /// Streams committed events from `next` on, forever or until something ends it.
-    async fn follow(&self, mut next: u64) {
+    async fn follow(&self, mut next: Offset) {
         let mut watermark = self.target.replica.watermark();
         let mut last_sent = crate::rt::now();
         loop {
@@ -196,24 +197,23 @@ impl Follower {
                     Wait::End(e) => return self.end_with(e).await,
                     Wait::Gone => return,
                 };
-                let events =
-                    match read_for_subscription(&self.target, next, current, self.limits).await {
-                        Ok(events) => events,
-                        Err(e) => return self.end_with(e).await,
-                    };
+                let events = match self.target.replica.read(next, current, self.limits).await {
+                    Ok(events) => events,
+                    Err(e) => return self.end_with(errors::from_read(e)).await,
+                };
                 let Some(last) = events.last() else {
                     panic!(
                         "{}: read below the high watermark returned nothing",
                         self.target.partition
                     );
                 };
-                next = last.offset + 1;
+                next = last.offset.plus(1);
                 let bytes: usize = events.iter().map(|e| e.event.accounted_bytes()).sum();
                 drop(own.split(own.num_permits().saturating_sub(bytes.max(1))));
                 budget.shrink_to(bytes);
                 let message = pb::SubscribeResponse {
                     events: events.into_iter().map(stored_to_wire).collect(),
-                    high_watermark: current.high,
+                    high_watermark: current.high.0,
                     ..Default::default()
                 };
                 slot.send(Queued {
@@ -225,7 +225,7 @@ impl Follower {
             }
             if last_sent.elapsed() >= self.heartbeat {
                 let beat = pb::SubscribeResponse {
-                    high_watermark: current.high,
+                    high_watermark: current.high.0,
                     heartbeat: true,
                     ..Default::default()
                 };

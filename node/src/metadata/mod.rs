@@ -1,9 +1,9 @@
 //! The metadata group: a Raft group (id 0) on the initial voters holding the cluster's
-//! nodes, topics and partition placement, and the reconciler that makes the local
-//! replicas follow placement.
+//! nodes, topics and partition placement, and the registration of this node's client
+//! address. (The local replicas follow placement in `partition::reconciler`.)
 
+pub mod command;
 pub mod read_index;
-pub mod reconciler;
 pub mod registration;
 pub mod state;
 
@@ -18,7 +18,7 @@ use openraft::BasicNode;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use crate::partition::ReplicaContext;
+use crate::raft::group::GroupContext;
 use crate::raft::network::PeerChannels;
 use crate::raft::state_machine::load_applied;
 use crate::raft::transport::LeaderRefusal;
@@ -26,7 +26,8 @@ use crate::raft::{Command, CommandResponse, Raft};
 use crate::types::{NodeId, PartitionId};
 use crate::NodeError;
 
-use state::{MetadataCommand, MetadataResponse, MetadataState, MetadataView};
+use command::{MetadataCommand, MetadataResponse};
+use state::{MetadataState, MetadataView};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ProposeError {
@@ -70,7 +71,7 @@ impl MetadataGroup {
     /// Starts the local replica of the metadata group. Every initial voter initializes it
     /// with the same members (safe in openraft); a restarted node just resumes.
     pub async fn start(
-        ctx: &ReplicaContext,
+        ctx: &GroupContext,
         initial_members: BTreeMap<NodeId, BasicNode>,
     ) -> Result<Self, NodeError> {
         let group = PartitionId::METADATA;

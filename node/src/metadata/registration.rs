@@ -14,7 +14,7 @@ use std::time::Duration;
 use evlog_proto::raft::v1::RegisterNodeRequest;
 use tokio::sync::watch;
 
-use super::state::{MetadataCommand, MetadataResponse};
+use super::command::{MetadataCommand, MetadataResponse};
 use super::{LeaderRoute, MetadataGroup};
 use crate::raft::network::PeerChannels;
 use crate::raft::transport::LeaderRefusal;

@@ -17,77 +17,18 @@ use tokio::sync::watch;
 
 use crate::raft::codec::{decode, encode};
 use crate::raft::state_machine::GroupState;
-use crate::raft::{Command, CommandResponse, StoredMembership};
+use crate::raft::StoredMembership;
+
+use super::command::{
+    MetadataCommand, MetadataRefusal, MetadataResponse, PartitionPlacement, TopicInfo, TopicSpec,
+};
 use crate::storage::WriteBatch;
-use crate::types::{NodeId, PartitionId};
+use crate::types::{LogIndex, NodeId, PartitionId};
 
 /// Longest topic name.
 pub const TOPIC_NAME_MAX: usize = 249;
 /// Most partitions one topic may have.
 pub const PARTITIONS_MAX: u32 = 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicSpec {
-    pub name: String,
-    pub partitions: u32,
-    pub replication_factor: u32,
-    /// Largest event accepted (key + value + headers), in bytes.
-    pub max_event_bytes: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MetadataCommand {
-    CreateTopic(TopicSpec),
-    DeleteTopic {
-        name: String,
-    },
-    /// A member tells the cluster the address its clients use.
-    RegisterNode {
-        node_id: NodeId,
-        client_addr: String,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MetadataResponse {
-    TopicCreated(TopicInfo),
-    TopicDeleted { name: String },
-    NodeRegistered { node_id: NodeId },
-    Refused(MetadataRefusal),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum MetadataRefusal {
-    #[error("topic {0:?} already exists")]
-    TopicExists(String),
-    #[error("topic {0:?} does not exist")]
-    UnknownTopic(String),
-    #[error("replication factor {replication_factor} is larger than the cluster ({nodes} nodes)")]
-    NotEnoughNodes {
-        replication_factor: u32,
-        nodes: usize,
-    },
-    #[error("node {0} is not a member of the cluster")]
-    UnknownNode(NodeId),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionPlacement {
-    /// Index of the partition inside its topic (0..partitions).
-    pub index: u32,
-    /// Cluster-wide id of its Raft group; never reused.
-    pub id: PartitionId,
-    /// Nodes holding a replica; the first is the preferred leader.
-    pub replicas: Vec<NodeId>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicInfo {
-    pub spec: TopicSpec,
-    pub partitions: Vec<PartitionPlacement>,
-}
 
 /// A member of the cluster and how to reach it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,16 +165,16 @@ impl MetadataState {
 }
 
 impl GroupState for MetadataState {
+    type Command = MetadataCommand;
+    type Response = MetadataResponse;
+
     fn apply(
         &mut self,
-        _log_index: u64,
-        command: Command,
+        _log_index: LogIndex,
+        command: MetadataCommand,
         _writes: &mut WriteBatch,
-    ) -> CommandResponse {
-        let Command::Metadata(command) = command else {
-            panic!("partition command in the metadata log");
-        };
-        let response = match command {
+    ) -> MetadataResponse {
+        match command {
             MetadataCommand::CreateTopic(spec) => match self.create_topic(spec) {
                 Ok(info) => MetadataResponse::TopicCreated(info),
                 Err(refusal) => MetadataResponse::Refused(refusal),
@@ -252,8 +193,7 @@ impl GroupState for MetadataState {
                 }
                 None => MetadataResponse::Refused(MetadataRefusal::UnknownNode(node_id)),
             },
-        };
-        CommandResponse::Metadata(response)
+        }
     }
 
     /// Members come and go with the membership; a member keeps its registered client
@@ -287,7 +227,7 @@ impl GroupState for MetadataState {
         Ok(())
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         if **self.published.borrow() != self.view {
             self.published.send_replace(Arc::new(self.view.clone()));
         }
@@ -386,12 +326,12 @@ mod registration_tests {
         StoredMembership::new(None, openraft::Membership::new(vec![voters], nodes))
     }
 
-    fn register(state: &mut MetadataState, node_id: u64, addr: &str) -> CommandResponse {
-        let command = Command::Metadata(MetadataCommand::RegisterNode {
+    fn register(state: &mut MetadataState, node_id: u64, addr: &str) -> MetadataResponse {
+        let command = MetadataCommand::RegisterNode {
             node_id,
             client_addr: addr.into(),
-        });
-        state.apply(1, command, &mut WriteBatch::default())
+        };
+        state.apply(LogIndex(1), command, &mut WriteBatch::default())
     }
 
     #[test]
@@ -408,7 +348,7 @@ mod registration_tests {
         let refused = register(&mut state, 9, "x:1");
         assert_eq!(
             refused,
-            CommandResponse::Metadata(MetadataResponse::Refused(MetadataRefusal::UnknownNode(9)))
+            MetadataResponse::Refused(MetadataRefusal::UnknownNode(9))
         );
     }
 }

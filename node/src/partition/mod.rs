@@ -2,8 +2,11 @@
 //! its produce batcher and the watermark readers follow.
 
 pub mod budget;
+pub mod command;
+pub mod group;
 pub mod produce;
 pub mod read;
+pub mod reconciler;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,11 +16,11 @@ use std::sync::{Arc, RwLock};
 use openraft::BasicNode;
 use tokio::sync::watch;
 
-use crate::raft::log_store::{delete_partition_data, LogStore};
-use crate::raft::network::{Network, PeerChannels};
-use crate::raft::state_machine::{load_applied, AppliedRecord, GroupState, StateMachine};
+use crate::raft::group::GroupContext;
+use crate::raft::log_store::delete_partition_data;
+use crate::raft::state_machine::load_applied;
 use crate::raft::Raft;
-use crate::storage::{GroupCommit, StorageEngine};
+use crate::storage::StorageEngine;
 use crate::types::{NodeId, PartitionId};
 use crate::NodeError;
 
@@ -37,8 +40,10 @@ pub enum Leadership {
 /// One local replica of a partition.
 pub struct Replica {
     pub partition: PartitionId,
-    pub raft: Raft,
-    pub batcher: Batcher,
+    raft: Raft,
+    pub(crate) batcher: Batcher,
+    /// The node's storage engine: the replica reads its own committed entries.
+    engine: Arc<dyn StorageEngine>,
     watermark: watch::Receiver<Watermark>,
     node_id: NodeId,
     /// Set by [`Replica::fail_stop`]: this replica found data it cannot trust.
@@ -92,6 +97,12 @@ impl Replica {
         });
     }
 
+    /// This replica's Raft (the peer transport delivers messages to it; the simulation
+    /// observes it).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
     pub fn current_leader(&self) -> Option<NodeId> {
         match self.leadership() {
             Leadership::Leader => Some(self.node_id),
@@ -103,59 +114,10 @@ impl Replica {
 /// What every replica of this node shares.
 #[derive(Clone)]
 pub struct ReplicaContext {
-    pub node_id: NodeId,
-    pub engine: Arc<dyn StorageEngine>,
-    pub commit: GroupCommit,
-    pub peers: Arc<PeerChannels>,
-    pub raft_config: Arc<openraft::Config>,
-    /// Most entry bytes one AppendEntries carries (`raft.append_entries_bytes_max`).
-    pub append_entries_bytes_max: usize,
+    pub group: GroupContext,
     pub limits: BatchLimits,
     /// The node's budget for admitted produce requests (`memory.produce_bytes_max`).
     pub produce_budget: MemoryBudget,
-}
-
-impl ReplicaContext {
-    /// Starts this node's member of a Raft group (a partition or the metadata group) on
-    /// its stored state, and initializes the group with `members` if it never was. Every
-    /// member initializes with the same members, which openraft makes safe.
-    pub async fn start_group<S: GroupState>(
-        &self,
-        group: PartitionId,
-        applied: AppliedRecord,
-        state: S,
-        members: BTreeMap<NodeId, BasicNode>,
-    ) -> Result<Raft, NodeError> {
-        let log_store = LogStore::new(
-            group,
-            self.node_id,
-            self.engine.clone(),
-            self.commit.clone(),
-            self.append_entries_bytes_max,
-        );
-        let state_machine = StateMachine::new(group, self.engine.clone(), applied, state);
-        let network = Network::new(group, self.peers.clone());
-        let raft = Raft::new(
-            self.node_id,
-            self.raft_config.clone(),
-            network,
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|e| NodeError::Raft(format!("starting {group}: {e}")))?;
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
-        if !initialized {
-            if let Err(e) = raft.initialize(members).await {
-                tracing::debug!(%group, "initialize: {e}");
-            }
-        }
-        crate::raft::log_leader_changes(group, self.node_id, &raft);
-        Ok(raft)
-    }
 }
 
 /// The local replicas, by partition id.
@@ -189,10 +151,6 @@ impl Registry {
             .collect()
     }
 
-    pub fn engine(&self) -> &Arc<dyn StorageEngine> {
-        &self.ctx.engine
-    }
-
     /// Starts the local replica of `partition` (restoring its state from storage) and
     /// initializes the group with `members` if it has never been initialized.
     pub async fn start(
@@ -204,10 +162,14 @@ impl Registry {
             return Ok(existing);
         }
         let ctx = &self.ctx;
-        let applied = load_applied(ctx.engine.as_ref(), partition)?.unwrap_or_default();
-        let state = PartitionState::restore(partition, ctx.engine.as_ref(), &applied.summary)?;
+        let engine = &ctx.group.engine;
+        let applied = load_applied(engine.as_ref(), partition)?.unwrap_or_default();
+        let state = PartitionState::restore(partition, engine.as_ref(), &applied.summary)?;
         let watermark = state.watermark();
-        let raft = ctx.start_group(partition, applied, state, members).await?;
+        let raft = ctx
+            .group
+            .start_group(partition, applied, state, members)
+            .await?;
         let batcher = Batcher::start(
             partition,
             raft.clone(),
@@ -218,8 +180,9 @@ impl Registry {
             partition,
             raft,
             batcher,
+            engine: engine.clone(),
             watermark,
-            node_id: ctx.node_id,
+            node_id: ctx.group.node_id,
             failed: AtomicBool::new(false),
         });
         self.replicas
@@ -242,7 +205,7 @@ impl Registry {
                 tracing::warn!(%partition, "raft shutdown: {e}");
             }
         }
-        delete_partition_data(self.ctx.engine.as_ref(), partition)?;
+        delete_partition_data(self.ctx.group.engine.as_ref(), partition)?;
         tracing::info!(%partition, "replica removed");
         Ok(())
     }

@@ -28,7 +28,11 @@ use openraft::error::ClientWriteError;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::budget::{BudgetPermit, MemoryBudget};
-use crate::raft::{AppendBatch, Command, CommandResponse, ProduceSegment, Raft, SegmentOutcome};
+use crate::raft::{Command, CommandResponse, Raft};
+
+use super::command::{
+    AppendBatch, PartitionCommand, PartitionResponse, ProduceSegment, SegmentOutcome,
+};
 use crate::rt::Instant;
 use crate::types::{NodeId, PartitionId};
 
@@ -290,7 +294,7 @@ async fn run(
             drop(pending.queued);
             waiting.push((pending.reply, pending.budget));
         }
-        let command = Command::Append(AppendBatch { segments });
+        let command = Command::Partition(PartitionCommand::Append(AppendBatch { segments }));
         match raft.client_write_ff(command).await {
             Err(fatal) => {
                 let error = ProduceError::Raft {
@@ -328,7 +332,7 @@ fn answer(
 ) {
     let outcomes = match result {
         Ok(Ok(response)) => match response.data {
-            CommandResponse::Append(outcomes) => Ok(outcomes),
+            CommandResponse::Partition(PartitionResponse::Append(outcomes)) => Ok(outcomes),
             other => panic!("{partition}: append answered with {other:?}"),
         },
         Ok(Err(ClientWriteError::ForwardToLeader(forward))) => Err(ProduceError::NotLeader {
@@ -382,7 +386,7 @@ mod tests {
 
     fn segment() -> ProduceSegment {
         ProduceSegment {
-            producer_id: 0,
+            producer_id: crate::types::ProducerId::NONE,
             first_sequence: 0,
             events: vec![Event {
                 key: None,
@@ -458,9 +462,9 @@ mod tests {
             70,
             "proposing frees queue room, not budget"
         );
-        let _ = pending
-            .reply
-            .send(Ok(SegmentOutcome::Appended { base_offset: 0 }));
+        let _ = pending.reply.send(Ok(SegmentOutcome::Appended {
+            base_offset: crate::types::Offset::ZERO,
+        }));
         drop(pending.budget);
         assert!(answer.await.unwrap().is_ok());
         assert_eq!(budget.in_use(), 0);

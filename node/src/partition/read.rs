@@ -1,15 +1,22 @@
-//! The read path: committed events of a partition from an offset.
+//! The read path: committed events of a partition from an offset, served by the replica
+//! itself ([`Replica::read`], [`Replica::watermark_for`]); the api layer only converts
+//! what it returns to the wire.
 //!
 //! `offset_index` maps each appended segment's base offset to its Raft entry and segment;
 //! a read finds the record at or before the requested offset, then walks the index
 //! forward, decoding each entry once. It never returns an offset at or past the high
 //! watermark, so only committed events are ever visible.
 
+use std::time::Duration;
+
 use crate::keys::{self, Cf};
 use crate::raft::log_store::read_entry;
 use crate::raft::{Command, Entry};
+
+use super::command::PartitionCommand;
+use super::Replica;
 use crate::storage::{StorageEngine, StorageError};
-use crate::types::{Event, Offset, PartitionId};
+use crate::types::{Event, LogIndex, Offset, PartitionId};
 
 use super::state::Watermark;
 
@@ -37,6 +44,19 @@ pub enum ReadError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Committed data that cannot be read back (a checksum mismatch): the replica has
+    /// stopped for good, and the client retries on the leader the others elect.
+    #[error("replica stopped on a storage error: {0}")]
+    ReplicaStopped(StorageError),
+    /// A new leader could not confirm its leadership before serving past its watermark:
+    /// it may have lost it. Retryable (elsewhere); not "out of range".
+    #[error("{partition} could not confirm its leadership: {reason}")]
+    Unconfirmed {
+        partition: PartitionId,
+        reason: String,
+    },
+    #[error("read task failed: {0}")]
+    TaskFailed(String),
 }
 
 /// Bounds of one read.
@@ -46,6 +66,57 @@ pub struct ReadLimits {
     /// returned).
     pub max_bytes: usize,
     pub max_events: usize,
+}
+
+impl Replica {
+    /// Committed events from `offset` (inclusive) below `watermark.high`, read on a
+    /// blocking thread (RocksDB reads must not stall the async workers). A storage error
+    /// on committed data fail-stops this replica.
+    pub async fn read(
+        &self,
+        offset: Offset,
+        watermark: Watermark,
+        limits: ReadLimits,
+    ) -> Result<Vec<StoredEvent>, ReadError> {
+        let engine = self.engine.clone();
+        let partition = self.partition;
+        let read = crate::rt::spawn_blocking(move || {
+            read_events(engine.as_ref(), partition, offset, watermark, limits)
+        });
+        match read.await {
+            Err(e) => Err(ReadError::TaskFailed(e.to_string())),
+            Ok(Err(ReadError::Storage(storage))) => {
+                self.fail_stop(&storage.to_string());
+                Err(ReadError::ReplicaStopped(storage))
+            }
+            Ok(result) => result,
+        }
+    }
+
+    /// The watermark to serve `offset` against. A leader that was just elected may not
+    /// have applied everything its predecessor committed yet; when `offset` lies past its
+    /// watermark, it first confirms its leadership with a quorum and waits until it has
+    /// applied everything committed before (openraft's read index), so a reader that
+    /// follows a failover never sees "out of range" for an offset that exists.
+    pub async fn watermark_for(
+        &self,
+        offset: Offset,
+        timeout: Duration,
+    ) -> Result<Watermark, ReadError> {
+        let current = *self.watermark.borrow();
+        if offset <= current.high {
+            return Ok(current);
+        }
+        let unconfirmed = |reason: String| ReadError::Unconfirmed {
+            partition: self.partition,
+            reason,
+        };
+        match crate::rt::timeout(timeout, self.raft.ensure_linearizable()).await {
+            Some(Ok(_)) => Ok(*self.watermark.borrow()),
+            Some(Err(e)) => Err(unconfirmed(e.to_string())),
+            None => Err(unconfirmed(format!("not within {timeout:?}"))),
+        }
+    }
 }
 
 /// Reads committed events from `offset` (inclusive), below `watermark.high`.
@@ -67,11 +138,11 @@ pub fn read_events(
     if offset == watermark.high || limits.max_events == 0 {
         return Ok(out);
     }
-    let start = keys::offset_index(partition, 0);
+    let start = keys::offset_index(partition, Offset::ZERO);
     let Some((first_key, _)) = engine.last_in_range(
         Cf::OffsetIndex,
         &start,
-        &keys::offset_index(partition, offset + 1),
+        &keys::offset_index(partition, offset.plus(1)),
     )?
     else {
         return Err(ReadError::OutOfRange {
@@ -88,21 +159,21 @@ pub fn read_events(
     'walk: loop {
         let records = engine.scan(Cf::OffsetIndex, &cursor, &end, INDEX_SCAN_BATCH)?;
         let Some(last) = records.last() else { break };
-        let next_cursor = keys::offset_index(partition, keys::second_u64(&last.0) + 1);
+        let next_cursor = keys::offset_index(partition, keys::offset_index_base(&last.0).plus(1));
         for (key, value) in records {
-            let base = keys::second_u64(&key);
+            let base = keys::offset_index_base(&key);
             let (log_index, segment) =
                 keys::decode_offset_location(&value).ok_or_else(|| StorageError::Corrupt {
                     cf: Cf::OffsetIndex.name(),
                     key: key.clone(),
                     reason: format!("offset location of {} bytes", value.len()),
                 })?;
-            if cached.as_ref().map(|e| e.log_id.index) != Some(log_index) {
+            if cached.as_ref().map(|e| LogIndex(e.log_id.index)) != Some(log_index) {
                 cached = Some(read_entry(engine, partition, log_index)?);
             }
             let events = segment_events(cached.as_ref().expect("just cached"), segment, partition);
             for (i, event) in events.iter().enumerate() {
-                let event_offset = base + i as u64;
+                let event_offset = base.plus(i as u64);
                 if event_offset < offset {
                     continue;
                 }
@@ -127,7 +198,7 @@ pub fn read_events(
 
 fn segment_events(entry: &Entry, segment: u32, partition: PartitionId) -> &[Event] {
     match &entry.payload {
-        openraft::EntryPayload::Normal(Command::Append(batch)) => {
+        openraft::EntryPayload::Normal(Command::Partition(PartitionCommand::Append(batch))) => {
             match batch.segments.get(segment as usize) {
                 Some(s) => &s.events,
                 None => panic!(
@@ -149,8 +220,8 @@ mod tests {
     //! cannot make a response unbounded. Method: one stored entry of 20,000 empty events,
     //! read with byte and event limits.
     use super::*;
+    use crate::partition::command::{AppendBatch, ProduceSegment};
     use crate::raft::codec::encode;
-    use crate::raft::{AppendBatch, ProduceSegment};
     use crate::storage::rocks::RocksTuning;
     use crate::storage::{checksummed, RocksEngine, WriteBatch};
 
@@ -163,14 +234,16 @@ mod tests {
         };
         let batch = AppendBatch {
             segments: vec![ProduceSegment {
-                producer_id: 0,
+                producer_id: crate::types::ProducerId::NONE,
                 first_sequence: 0,
                 events: vec![event; count],
             }],
         };
         let entry = Entry {
             log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 5),
-            payload: openraft::EntryPayload::Normal(Command::Append(batch)),
+            payload: openraft::EntryPayload::Normal(Command::Partition(PartitionCommand::Append(
+                batch,
+            ))),
         };
         let mut writes = WriteBatch::default();
         writes.put(
@@ -180,8 +253,8 @@ mod tests {
         );
         writes.put(
             Cf::OffsetIndex,
-            keys::offset_index(partition, 0),
-            keys::offset_location(5, 0),
+            keys::offset_index(partition, Offset::ZERO),
+            keys::offset_location(LogIndex(5), 0),
         );
         engine.write(writes).unwrap();
     }
@@ -199,21 +272,21 @@ mod tests {
         let partition = PartitionId(9);
         store_empty_events(&engine, partition, 20_000);
         let watermark = Watermark {
-            high: 20_000,
-            log_start: 0,
+            high: Offset(20_000),
+            log_start: Offset::ZERO,
         };
         let by_bytes = ReadLimits {
             max_bytes: 100 * evlog_proto::limits::EVENT_OVERHEAD_BYTES,
             max_events: usize::MAX,
         };
-        let events = read_events(&engine, partition, 0, watermark, by_bytes).unwrap();
+        let events = read_events(&engine, partition, Offset::ZERO, watermark, by_bytes).unwrap();
         assert_eq!(events.len(), 100);
         let unbounded = ReadLimits {
             max_bytes: usize::MAX,
             max_events: usize::MAX,
         };
-        let events = read_events(&engine, partition, 10, watermark, unbounded).unwrap();
+        let events = read_events(&engine, partition, Offset(10), watermark, unbounded).unwrap();
         assert_eq!(events.len(), READ_EVENTS_MAX);
-        assert_eq!(events[0].offset, 10);
+        assert_eq!(events[0].offset, Offset(10));
     }
 }

@@ -10,7 +10,7 @@
 //! `DuplicateSequence` (in the log, offsets forgotten); any other that does not start at
 //! the next sequence is refused as out of order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -19,10 +19,13 @@ use tokio::sync::watch;
 use crate::keys::{self, Cf};
 use crate::raft::codec::{decode, encode};
 use crate::raft::state_machine::GroupState;
-use crate::raft::{AppendBatch, Command, CommandResponse, SegmentOutcome};
 use crate::sim_hooks::PlantedBug;
 use crate::storage::{StorageEngine, StorageError, WriteBatch};
-use crate::types::PartitionId;
+use crate::types::{GroupId, LogIndex, Offset, PartitionId, ProducerId};
+
+use super::command::{AppendBatch, PartitionCommand, PartitionResponse, SegmentOutcome};
+use super::group::command::{GroupCommand, GroupResponse};
+use super::group::state::{Group, GroupTable, GROUPS_PER_PARTITION_MAX};
 
 /// Most idempotent producers remembered per partition; the least recently active is
 /// forgotten first (its retries after that can no longer be recognised).
@@ -36,9 +39,10 @@ pub const IDEMPOTENCE_WINDOW: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Watermark {
     /// Offset of the next event to be committed: every offset below is readable.
-    pub high: u64,
-    /// First offset still retained.
-    pub log_start: u64,
+    /// Never decreases; `log_start <= high`.
+    pub high: Offset,
+    /// First offset still retained. Never decreases.
+    pub log_start: Offset,
 }
 
 /// One idempotent producer on this partition. Invariants: `recent` holds at most
@@ -56,7 +60,7 @@ struct ProducerRecord {
 struct AppendedRequest {
     first_sequence: u64,
     events: u64,
-    base_offset: u64,
+    base_offset: Offset,
 }
 
 impl ProducerRecord {
@@ -90,8 +94,8 @@ impl ProducerRecord {
     }
 
     /// Offset of the producer's newest request: how recently it was active.
-    fn last_base_offset(&self) -> u64 {
-        self.recent.back().map_or(0, |r| r.base_offset)
+    fn last_base_offset(&self) -> Offset {
+        self.recent.back().map_or(Offset::ZERO, |r| r.base_offset)
     }
 
     /// Records an appended request, forgetting the oldest beyond the window.
@@ -115,16 +119,23 @@ impl ProducerRecord {
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct Summary {
-    next_offset: u64,
-    log_start_offset: u64,
+    next_offset: Offset,
+    log_start_offset: Offset,
 }
 
 pub struct PartitionState {
     partition: PartitionId,
     summary: Summary,
-    producers: HashMap<u64, ProducerRecord>,
+    producers: HashMap<ProducerId, ProducerRecord>,
     watermark: Arc<watch::Sender<Watermark>>,
+    /// The consumer groups this partition coordinates (`__groups` partitions only).
+    groups: GroupTable,
+    groups_changed: bool,
+    groups_view: Arc<watch::Sender<GroupsView>>,
 }
+
+/// The applied consumer groups of one partition, as the coordinator reads them.
+pub type GroupsView = Arc<BTreeMap<GroupId, Arc<Group>>>;
 
 impl PartitionState {
     /// Rebuilds the state from the applied summary and the stored producer records.
@@ -147,7 +158,7 @@ impl PartitionState {
             engine.scan(Cf::PartitionState, &from, &to, PRODUCERS_MAX + 1)?
         };
         for (key, value) in stored {
-            let producer_id = u64::from_be_bytes(key[9..17].try_into().expect("producer key"));
+            let producer_id = keys::producer_of_key(&key);
             let payload = crate::storage::verify_checksum(Cf::PartitionState, &key, &value)?;
             let record =
                 ProducerRecord::decode_checked(payload).map_err(|e| corrupt(partition, e))?;
@@ -157,12 +168,39 @@ impl PartitionState {
             high: summary.next_offset,
             log_start: summary.log_start_offset,
         });
+        let groups = restore_groups(partition, engine)?;
+        let (groups_view, _) = watch::channel(Arc::new(groups.groups().clone()));
         Ok(Self {
             partition,
             summary,
             producers,
             watermark: Arc::new(watermark),
+            groups,
+            groups_changed: false,
+            groups_view: Arc::new(groups_view),
         })
+    }
+
+    /// The coordinator reads the applied groups here.
+    pub fn groups(&self) -> watch::Receiver<GroupsView> {
+        self.groups_view.subscribe()
+    }
+
+    fn apply_group(&mut self, command: GroupCommand, writes: &mut WriteBatch) -> GroupResponse {
+        let (answer, touched) = self.groups.apply(command);
+        if let Some((id, group)) = touched {
+            let key = keys::group_state(self.partition, &id);
+            match group {
+                Some(group) => writes.put(
+                    Cf::PartitionState,
+                    key,
+                    crate::storage::checksummed(&encode(&*group)),
+                ),
+                None => writes.delete(Cf::PartitionState, key),
+            }
+            self.groups_changed = true;
+        }
+        answer
     }
 
     /// Readers subscribe here to learn the high watermark and wait for new commits.
@@ -172,7 +210,7 @@ impl PartitionState {
 
     fn apply_batch(
         &mut self,
-        log_index: u64,
+        log_index: LogIndex,
         batch: AppendBatch,
         writes: &mut WriteBatch,
     ) -> Vec<SegmentOutcome> {
@@ -184,7 +222,7 @@ impl PartitionState {
                 "{}: empty segment at index {log_index}",
                 self.partition
             );
-            if segment.producer_id != 0 {
+            if segment.producer_id.is_idempotent() {
                 if let Some(refused) =
                     self.check_sequence(segment.producer_id, segment.first_sequence, count)
                 {
@@ -193,14 +231,14 @@ impl PartitionState {
                 }
             }
             let base_offset = self.summary.next_offset;
-            self.summary.next_offset += count;
+            self.summary.next_offset = base_offset.plus(count);
             let segment_index = u32::try_from(segment_index).expect("segments per entry fit u32");
             writes.put(
                 Cf::OffsetIndex,
                 keys::offset_index(self.partition, base_offset),
                 keys::offset_location(log_index, segment_index),
             );
-            if segment.producer_id != 0 {
+            if segment.producer_id.is_idempotent() {
                 let record = self
                     .producers
                     .entry(segment.producer_id)
@@ -228,7 +266,7 @@ impl PartitionState {
     /// None = accept. Otherwise the outcome that refuses (or deduplicates) the segment.
     fn check_sequence(
         &self,
-        producer_id: u64,
+        producer_id: ProducerId,
         first_sequence: u64,
         count: u64,
     ) -> Option<SegmentOutcome> {
@@ -282,6 +320,28 @@ impl PartitionState {
     }
 }
 
+/// Every stored group record of `partition`.
+fn restore_groups(
+    partition: PartitionId,
+    engine: &dyn StorageEngine,
+) -> Result<GroupTable, StorageError> {
+    let (from, to) = keys::group_range(partition);
+    let mut groups = Vec::new();
+    let stored = engine.scan(Cf::PartitionState, &from, &to, GROUPS_PER_PARTITION_MAX + 1)?;
+    if stored.len() > GROUPS_PER_PARTITION_MAX {
+        let reason = format!("more than {GROUPS_PER_PARTITION_MAX} group records");
+        return Err(corrupt(partition, reason));
+    }
+    for (key, value) in stored {
+        let payload = crate::storage::verify_checksum(Cf::PartitionState, &key, &value)?;
+        let id = keys::group_of_key(&key)
+            .ok_or_else(|| corrupt(partition, format!("group record key {key:?}")))?;
+        let group: Group = decode(payload).map_err(|e| corrupt(partition, e))?;
+        groups.push((id, group));
+    }
+    Ok(GroupTable::from_groups(groups))
+}
+
 fn corrupt(partition: PartitionId, e: String) -> StorageError {
     StorageError::Corrupt {
         cf: Cf::PartitionState.name(),
@@ -293,7 +353,8 @@ fn corrupt(partition: PartitionId, e: String) -> StorageError {
 #[derive(Serialize, Deserialize)]
 struct PartitionSnapshot {
     summary: Summary,
-    producers: Vec<(u64, ProducerRecord)>,
+    producers: Vec<(ProducerId, ProducerRecord)>,
+    groups: Vec<(GroupId, Group)>,
 }
 
 impl PartitionSnapshot {
@@ -315,18 +376,21 @@ pub(crate) fn decode_records(bytes: &[u8]) {
 }
 
 impl GroupState for PartitionState {
+    type Command = PartitionCommand;
+    type Response = PartitionResponse;
+
     fn apply(
         &mut self,
-        log_index: u64,
-        command: Command,
+        log_index: LogIndex,
+        command: PartitionCommand,
         writes: &mut WriteBatch,
-    ) -> CommandResponse {
+    ) -> PartitionResponse {
         match command {
-            Command::Append(batch) => {
-                CommandResponse::Append(self.apply_batch(log_index, batch, writes))
+            PartitionCommand::Append(batch) => {
+                PartitionResponse::Append(self.apply_batch(log_index, batch, writes))
             }
-            Command::Metadata(_) => {
-                panic!("{}: metadata command in a partition log", self.partition)
+            PartitionCommand::Group(command) => {
+                PartitionResponse::Group(self.apply_group(command, writes))
             }
         }
     }
@@ -342,9 +406,16 @@ impl GroupState for PartitionState {
             .map(|(id, r)| (*id, r.clone()))
             .collect();
         producers.sort_by_key(|(id, _)| *id);
+        let groups = self
+            .groups
+            .groups()
+            .iter()
+            .map(|(id, g)| (id.clone(), (**g).clone()))
+            .collect();
         encode(&PartitionSnapshot {
             summary: self.summary,
             producers,
+            groups,
         })
     }
 
@@ -366,6 +437,17 @@ impl GroupState for PartitionState {
             );
             self.producers.insert(id, record);
         }
+        let (from, to) = keys::group_range(self.partition);
+        writes.delete_range(Cf::PartitionState, from.to_vec(), to.to_vec());
+        for (id, group) in &snapshot.groups {
+            writes.put(
+                Cf::PartitionState,
+                keys::group_state(self.partition, id),
+                crate::storage::checksummed(&encode(group)),
+            );
+        }
+        self.groups = GroupTable::from_groups(snapshot.groups);
+        self.groups_changed = true;
         // The events below the snapshot are not on this replica: they start after it.
         self.summary = Summary {
             next_offset: snapshot.summary.next_offset,
@@ -374,11 +456,15 @@ impl GroupState for PartitionState {
         Ok(())
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         self.watermark.send_replace(Watermark {
             high: self.summary.next_offset,
             log_start: self.summary.log_start_offset,
         });
+        if std::mem::take(&mut self.groups_changed) {
+            self.groups_view
+                .send_replace(Arc::new(self.groups.groups().clone()));
+        }
     }
 }
 
@@ -388,7 +474,7 @@ mod tests {
     //! deduplicated. Method: apply batches to a state over an empty in-test engine and
     //! inspect outcomes and the writes they produce.
     use super::*;
-    use crate::raft::ProduceSegment;
+    use crate::partition::command::ProduceSegment;
     use crate::storage::WriteOp;
     use crate::types::Event;
 
@@ -400,7 +486,7 @@ mod tests {
             timestamp_ms: 1,
         };
         ProduceSegment {
-            producer_id,
+            producer_id: ProducerId(producer_id),
             first_sequence,
             events: vec![event; events],
         }
@@ -413,6 +499,9 @@ mod tests {
             summary: Summary::default(),
             producers: HashMap::new(),
             watermark: Arc::new(watermark),
+            groups: GroupTable::default(),
+            groups_changed: false,
+            groups_view: Arc::new(watch::channel(GroupsView::default()).0),
         }
     }
 
@@ -422,7 +511,7 @@ mod tests {
         segments: Vec<ProduceSegment>,
     ) -> (Vec<SegmentOutcome>, WriteBatch) {
         let mut writes = WriteBatch::default();
-        let outcomes = state.apply_batch(index, AppendBatch { segments }, &mut writes);
+        let outcomes = state.apply_batch(LogIndex(index), AppendBatch { segments }, &mut writes);
         (outcomes, writes)
     }
 
@@ -433,8 +522,12 @@ mod tests {
         assert_eq!(
             outcomes,
             vec![
-                SegmentOutcome::Appended { base_offset: 0 },
-                SegmentOutcome::Appended { base_offset: 3 }
+                SegmentOutcome::Appended {
+                    base_offset: Offset(0)
+                },
+                SegmentOutcome::Appended {
+                    base_offset: Offset(3)
+                }
             ]
         );
         let index_records = writes
@@ -452,9 +545,14 @@ mod tests {
             .count();
         assert_eq!(index_records, 2, "one offset-index record per segment");
         let (outcomes, _) = apply(&mut state, 6, vec![segment(0, 0, 1)]);
-        assert_eq!(outcomes, vec![SegmentOutcome::Appended { base_offset: 5 }]);
+        assert_eq!(
+            outcomes,
+            vec![SegmentOutcome::Appended {
+                base_offset: Offset(5)
+            }]
+        );
         state.publish();
-        assert_eq!(state.watermark().borrow().high, 6);
+        assert_eq!(state.watermark().borrow().high, Offset(6));
     }
 
     #[test]
@@ -462,10 +560,20 @@ mod tests {
         let mut state = fresh();
         apply(&mut state, 1, vec![segment(42, 0, 4)]);
         let (outcomes, writes) = apply(&mut state, 2, vec![segment(42, 0, 4)]);
-        assert_eq!(outcomes, vec![SegmentOutcome::Duplicate { base_offset: 0 }]);
+        assert_eq!(
+            outcomes,
+            vec![SegmentOutcome::Duplicate {
+                base_offset: Offset(0)
+            }]
+        );
         assert!(writes.is_empty());
         let (outcomes, _) = apply(&mut state, 3, vec![segment(42, 4, 1)]);
-        assert_eq!(outcomes, vec![SegmentOutcome::Appended { base_offset: 4 }]);
+        assert_eq!(
+            outcomes,
+            vec![SegmentOutcome::Appended {
+                base_offset: Offset(4)
+            }]
+        );
     }
 
     #[test]
@@ -480,7 +588,9 @@ mod tests {
             let (outcomes, writes) = apply(&mut state, 10 + i, vec![segment(7, i * 2, 2)]);
             assert_eq!(
                 outcomes,
-                vec![SegmentOutcome::Duplicate { base_offset: i * 2 }],
+                vec![SegmentOutcome::Duplicate {
+                    base_offset: Offset(i * 2)
+                }],
                 "request {i}"
             );
             assert!(writes.is_empty());
@@ -501,7 +611,10 @@ mod tests {
                 expected_sequence: 12
             }]
         );
-        assert_eq!(state.producers[&7].recent.len(), IDEMPOTENCE_WINDOW);
+        assert_eq!(
+            state.producers[&ProducerId(7)].recent.len(),
+            IDEMPOTENCE_WINDOW
+        );
     }
 
     #[test]
@@ -527,7 +640,12 @@ mod tests {
         let summary = state.summary();
         let mut restored = PartitionState::restore(state.partition, &engine, &summary).unwrap();
         let (outcomes, _) = apply(&mut restored, 9, vec![segment(5, 0, 10)]);
-        assert_eq!(outcomes, vec![SegmentOutcome::Duplicate { base_offset: 0 }]);
+        assert_eq!(
+            outcomes,
+            vec![SegmentOutcome::Duplicate {
+                base_offset: Offset(0)
+            }]
+        );
     }
 
     #[test]
@@ -541,7 +659,9 @@ mod tests {
                 SegmentOutcome::OutOfOrder {
                     expected_sequence: 2
                 },
-                SegmentOutcome::Appended { base_offset: 2 }
+                SegmentOutcome::Appended {
+                    base_offset: Offset(2)
+                }
             ]
         );
         assert_eq!(writes.ops.len(), 1, "only the accepted segment is indexed");
@@ -564,8 +684,12 @@ mod tests {
         assert_eq!(
             outcomes,
             vec![
-                SegmentOutcome::Appended { base_offset: 0 },
-                SegmentOutcome::Appended { base_offset: 5 }
+                SegmentOutcome::Appended {
+                    base_offset: Offset(0)
+                },
+                SegmentOutcome::Appended {
+                    base_offset: Offset(5)
+                }
             ]
         );
     }
@@ -578,7 +702,7 @@ mod tests {
         }
         assert_eq!(state.producers.len(), PRODUCERS_MAX);
         assert!(
-            !state.producers.contains_key(&1),
+            !state.producers.contains_key(&ProducerId(1)),
             "the least recently active is forgotten"
         );
     }
@@ -591,7 +715,7 @@ mod tests {
         let request = |first_sequence, events| AppendedRequest {
             first_sequence,
             events,
-            base_offset: 0,
+            base_offset: Offset(0),
         };
         let good = ProducerRecord {
             next_sequence: 5,
@@ -622,5 +746,55 @@ mod tests {
                 "{record:?}"
             );
         }
+    }
+
+    #[test]
+    fn consumer_groups_survive_a_restart_and_travel_in_snapshots() {
+        // Goal: a group's state is replicated state: persisted with the apply's write,
+        // restored at start, carried by a snapshot. Method: apply a join to a state over
+        // a real engine, restore a second state from the engine, install a snapshot into
+        // a third, and compare their groups.
+        use crate::partition::group::command::Join;
+        use crate::types::{GroupId, MemberId};
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let engine = runtime
+            .block_on(crate::storage::RocksEngine::open(
+                dir.path(),
+                crate::storage::rocks::RocksTuning::default(),
+            ))
+            .unwrap();
+        let mut state = fresh();
+        let join = GroupCommand::Join(Join {
+            group: GroupId::parse("billing").unwrap(),
+            member: MemberId::parse("m1").unwrap(),
+            instance_id: None,
+            subscription: ["orders".to_string()].into(),
+            partition_counts: [("orders".to_string(), 3)].into(),
+            session_timeout_ms: 10_000,
+            now_ms: 1,
+        });
+        let mut writes = WriteBatch::default();
+        let answer = state.apply(LogIndex(1), PartitionCommand::Group(join), &mut writes);
+        assert!(matches!(
+            answer,
+            PartitionResponse::Group(GroupResponse::Member(_))
+        ));
+        engine.write(writes).unwrap();
+        state.publish();
+        let applied = state.groups().borrow().clone();
+        assert_eq!(applied.len(), 1);
+
+        let restored = PartitionState::restore(state.partition, &engine, &state.summary()).unwrap();
+        assert_eq!(*restored.groups().borrow(), applied);
+
+        let mut installed = fresh();
+        let mut writes = WriteBatch::default();
+        installed.install(&state.snapshot(), &mut writes).unwrap();
+        installed.publish();
+        assert_eq!(*installed.groups().borrow(), applied);
     }
 }

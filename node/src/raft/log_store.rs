@@ -22,7 +22,7 @@ use super::{Entry, LogId, RaftStorageError, TypeConfig};
 use crate::keys::{self, Cf, RaftStateKind};
 use crate::sim_hooks::{self, PlantedBug, VoteObservation};
 use crate::storage::{checksummed, verify_checksum, GroupCommit, StorageEngine, WriteBatch};
-use crate::types::{NodeId, PartitionId};
+use crate::types::{LogIndex, NodeId, PartitionId};
 
 /// Most entries one read returns; openraft asks for bounded ranges anyway.
 const READ_ENTRIES_MAX: usize = 64 * 1024;
@@ -334,9 +334,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 pub fn read_entry(
     engine: &dyn StorageEngine,
     partition: PartitionId,
-    log_index: u64,
+    log_index: LogIndex,
 ) -> Result<Entry, crate::storage::StorageError> {
-    let key = keys::raft_log(partition, log_index);
+    let key = keys::raft_log(partition, log_index.0);
     let framed =
         engine
             .get(Cf::RaftLog, &key)?

@@ -1,13 +1,14 @@
 //! openraft wiring shared by every Raft group of the node (the metadata group and each
-//! partition): the type config, the commands entries carry, the log store and state
-//! machine over [`crate::storage`], and the node-to-node network and transport service.
+//! partition): the type config, the wrapper of the commands entries carry, the log store
+//! and state machine over [`crate::storage`], and the node-to-node network and transport
+//! service.
 //!
 //! One type config serves every group: a partition's entries carry
-//! [`Command::Append`], the metadata group's carry [`Command::Metadata`]. A state machine
-//! that receives the other kind has been wired to the wrong group: that is a bug, and it
-//! asserts.
+//! [`Command::Partition`], the metadata group's carry [`Command::Metadata`]. Each layer owns
+//! its commands (`partition::command`, `metadata::command`); this module only wraps them.
 
 pub mod codec;
+pub mod group;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -17,8 +18,9 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metadata::state::{MetadataCommand, MetadataResponse};
-use crate::types::{Event, NodeId};
+use crate::metadata::command::{MetadataCommand, MetadataResponse};
+use crate::partition::command::{PartitionCommand, PartitionResponse};
+use crate::types::NodeId;
 
 openraft::declare_raft_types!(
     /// The Raft type config of every evlog group.
@@ -38,31 +40,15 @@ pub type LogId = openraft::LogId<NodeId>;
 pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
 pub type RaftStorageError = openraft::StorageError<NodeId>;
 
-/// What a Raft entry carries besides openraft's own blank and membership entries.
+/// What a Raft entry carries besides openraft's own blank and membership entries: the
+/// command of the layer that owns the group. A state machine handed the other kind has
+/// been wired to the wrong group: that is a bug, and it asserts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// A metadata change (metadata group only).
     Metadata(MetadataCommand),
-    /// Events for a partition (partition groups only): one or more produce requests
-    /// coalesced into one entry.
-    Append(AppendBatch),
-}
-
-/// Events appended as one Raft entry. Offsets are assigned when the entry is applied,
-/// densely, in segment order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppendBatch {
-    pub segments: Vec<ProduceSegment>,
-}
-
-/// The events of one produce request, with the idempotency key of its producer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProduceSegment {
-    /// 0 = not an idempotent producer: never deduplicated.
-    pub producer_id: u64,
-    /// Sequence number of the first event within (producer, partition).
-    pub first_sequence: u64,
-    pub events: Vec<Event>,
+    /// A partition's command (partition groups only).
+    Partition(PartitionCommand),
 }
 
 /// The state machine's answer for one entry.
@@ -71,23 +57,39 @@ pub enum CommandResponse {
     /// Blank and membership entries have nothing to answer.
     Empty,
     Metadata(MetadataResponse),
-    /// One outcome per segment of an [`AppendBatch`], in order.
-    Append(Vec<SegmentOutcome>),
+    Partition(PartitionResponse),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SegmentOutcome {
-    /// Appended at `[base_offset, base_offset + events)`.
-    Appended { base_offset: u64 },
-    /// A retry of one of the producer's last requests: nothing written, its original
-    /// offsets returned.
-    Duplicate { base_offset: u64 },
-    /// A retry of a request older than the producer's remembered ones: it is in the log,
-    /// its offsets are forgotten; nothing written.
-    DuplicateSequence { oldest_remembered_sequence: u64 },
-    /// The sequence skips ahead, or overlaps appended ones without repeating a request:
-    /// nothing written.
-    OutOfOrder { expected_sequence: u64 },
+impl TryFrom<Command> for MetadataCommand {
+    type Error = Command;
+    fn try_from(command: Command) -> Result<Self, Command> {
+        match command {
+            Command::Metadata(command) => Ok(command),
+            other => Err(other),
+        }
+    }
+}
+
+impl TryFrom<Command> for PartitionCommand {
+    type Error = Command;
+    fn try_from(command: Command) -> Result<Self, Command> {
+        match command {
+            Command::Partition(command) => Ok(command),
+            other => Err(other),
+        }
+    }
+}
+
+impl From<MetadataResponse> for CommandResponse {
+    fn from(response: MetadataResponse) -> Self {
+        CommandResponse::Metadata(response)
+    }
+}
+
+impl From<PartitionResponse> for CommandResponse {
+    fn from(response: PartitionResponse) -> Self {
+        CommandResponse::Partition(response)
+    }
 }
 
 /// Timing of every group's Raft (from `config::RaftConfig`).

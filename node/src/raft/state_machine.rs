@@ -26,17 +26,21 @@ use super::{
 };
 use crate::keys::{self, Cf, PartitionStateKind};
 use crate::storage::{checksummed, StorageEngine, WriteBatch};
-use crate::types::{NodeId, PartitionId};
+use crate::types::{LogIndex, NodeId, PartitionId};
 
 /// What a group keeps in its state machine, beyond what every group keeps.
 pub trait GroupState: Send + Sync + 'static {
+    /// The commands this group's entries carry (unwrapped from [`Command`]).
+    type Command: TryFrom<Command, Error = Command>;
+    /// What applying one answers (wrapped into [`CommandResponse`]).
+    type Response: Into<CommandResponse>;
     /// Applies one command at `log_index`, adding its records to `batch`.
     fn apply(
         &mut self,
-        log_index: u64,
-        command: Command,
+        log_index: LogIndex,
+        command: Self::Command,
         batch: &mut WriteBatch,
-    ) -> CommandResponse;
+    ) -> Self::Response;
     /// A membership change was applied (the metadata group tracks the cluster's nodes).
     fn on_membership(&mut self, _membership: &StoredMembership) {}
     /// Small summary persisted with every apply (high watermark, ...), restored at start.
@@ -46,7 +50,7 @@ pub trait GroupState: Send + Sync + 'static {
     /// Replaces the state with a snapshot's payload, adding the records to `batch`.
     fn install(&mut self, snapshot: &[u8], batch: &mut WriteBatch) -> Result<(), String>;
     /// Called after the apply's write is visible: wake readers and watchers.
-    fn publish(&self);
+    fn publish(&mut self);
 }
 
 /// A snapshot as kept in `partition_state | Snapshot`: its meta and its data.
@@ -165,7 +169,15 @@ impl<S: GroupState> RaftStateMachine<TypeConfig> for StateMachine<S> {
             let response = match entry.payload {
                 EntryPayload::Blank => CommandResponse::Empty,
                 EntryPayload::Normal(command) => {
-                    self.state.apply(entry.log_id.index, command, &mut batch)
+                    let command = S::Command::try_from(command).unwrap_or_else(|other| {
+                        panic!(
+                            "{}: {other:?} applied to the wrong kind of group",
+                            self.partition
+                        )
+                    });
+                    self.state
+                        .apply(LogIndex(entry.log_id.index), command, &mut batch)
+                        .into()
                 }
                 EntryPayload::Membership(membership) => {
                     self.applied.membership = StoredMembership::new(Some(entry.log_id), membership);

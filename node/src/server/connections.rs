@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -134,7 +134,7 @@ pub fn accept(
             match admit(&census, remote.ip(), &limits) {
                 Ok(place) => {
                     let _ = stream.set_nodelay(true);
-                    let connection = Connection::new(stream, remote, place, &limits);
+                    let connection = Connection::new(stream, place, &limits);
                     if tx.send(Ok(connection)).await.is_err() {
                         return;
                     }
@@ -149,26 +149,18 @@ pub fn accept(
     rx
 }
 
-/// What tonic's request extensions get for a connection.
-#[derive(Debug, Clone)]
-pub struct ConnectionInfo {
-    pub remote: SocketAddr,
-}
-
 /// An admitted connection: the stream, its place in the census, and the watch on its
 /// traffic (handshake and idle timeouts).
 pub struct Connection {
     stream: TcpStream,
-    remote: SocketAddr,
     _place: Place,
     watch: Activity,
 }
 
 impl Connection {
-    fn new(stream: TcpStream, remote: SocketAddr, place: Place, limits: &ConnectionLimits) -> Self {
+    fn new(stream: TcpStream, place: Place, limits: &ConnectionLimits) -> Self {
         Self {
             stream,
-            remote,
             _place: place,
             watch: Activity::new(limits.handshake_timeout, limits.idle_timeout),
         }
@@ -176,13 +168,10 @@ impl Connection {
 }
 
 impl tonic::transport::server::Connected for Connection {
-    type ConnectInfo = ConnectionInfo;
+    /// Nothing: no handler asks who is calling (the census and its logs know the remote).
+    type ConnectInfo = ();
 
-    fn connect_info(&self) -> ConnectionInfo {
-        ConnectionInfo {
-            remote: self.remote,
-        }
-    }
+    fn connect_info(&self) {}
 }
 
 impl AsyncRead for Connection {

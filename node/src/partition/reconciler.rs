@@ -9,8 +9,8 @@ use std::time::Duration;
 use openraft::BasicNode;
 use tokio::sync::watch;
 
-use super::state::MetadataView;
-use crate::partition::Registry;
+use super::Registry;
+use crate::metadata::state::MetadataView;
 use crate::types::{NodeId, PartitionId};
 
 /// Delay before retrying after a replica failed to start.
