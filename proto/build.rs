@@ -3,7 +3,11 @@
 //! simulated one (picked by `cfg(madsim)` in `include_proto!`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["evlog/v1/evlog.proto", "raft/v1/raft.proto"];
+    let protos = [
+        "evlog/v1/evlog.proto",
+        "evlog/v1/groups.proto",
+        "raft/v1/raft.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

@@ -15,6 +15,8 @@ use crate::config::Config;
 use crate::keys::{self, Cf};
 use crate::metadata::{registration, MetadataGroup};
 use crate::partition::budget::MemoryBudget;
+use crate::partition::group::coordinator::{Coordinator, GroupsSettings};
+use crate::partition::group::expiry;
 use crate::partition::produce::BatchLimits;
 use crate::partition::{reconciler, Registry, ReplicaContext};
 use crate::raft::group::GroupContext;
@@ -27,7 +29,7 @@ use crate::storage::rocks::RocksTuning;
 #[cfg(feature = "rocksdb")]
 use crate::storage::RocksEngine;
 use crate::storage::{GroupCommit, StorageEngine, WriteBatch};
-use crate::types::{NodeId, PartitionId};
+use crate::types::{NodeId, Offset, PartitionId};
 use crate::NodeError;
 
 /// A running node.
@@ -42,16 +44,18 @@ pub struct Node {
     peer_server: ServerHandle,
 }
 
-/// What the peer listener serves: this node's Raft groups and, on the metadata leader,
-/// the registration of client addresses and the metadata read index.
-struct Groups {
+/// What the peer listener serves: this node's Raft groups; on the metadata leader, the
+/// registration of client addresses, the metadata read index and the creation of
+/// `__groups`; on partition leaders, their high watermarks for group coordinators.
+struct PeerServed {
     metadata: Arc<MetadataGroup>,
     registry: Arc<Registry>,
+    coordinator: Arc<Coordinator>,
     request_timeout: Duration,
 }
 
 #[tonic::async_trait]
-impl PeerServices for Groups {
+impl PeerServices for PeerServed {
     fn raft(&self, group: PartitionId) -> Option<Raft> {
         if group == PartitionId::METADATA {
             Some(self.metadata.raft.clone())
@@ -70,6 +74,18 @@ impl PeerServices for Groups {
 
     async fn metadata_read_index(&self) -> Result<u64, LeaderRefusal> {
         Ok(self.metadata.read_index_here().await?)
+    }
+
+    async fn ensure_groups_topic(&self) -> Result<(), LeaderRefusal> {
+        self.coordinator.create_groups_topic_here().await
+    }
+
+    async fn partition_watermark(
+        &self,
+        group: PartitionId,
+        offset: Offset,
+    ) -> Result<(Offset, Offset), LeaderRefusal> {
+        self.coordinator.local_watermark(group, offset).await
     }
 }
 
@@ -123,6 +139,14 @@ impl Node {
         let metadata = Arc::new(MetadataGroup::start(&ctx.group, initial).await?);
         let registry = Arc::new(Registry::new(ctx));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let coordinator = Arc::new(Coordinator::new(
+            config.node_id,
+            metadata.clone(),
+            registry.clone(),
+            peers.clone(),
+            groups_settings(&config),
+        ));
+        crate::rt::spawn(expiry::run(coordinator.clone(), shutdown_rx.clone()));
         crate::rt::spawn(reconciler::run(
             config.node_id,
             metadata.subscribe(),
@@ -142,6 +166,7 @@ impl Node {
             metadata: metadata.clone(),
             peers: peers.clone(),
             registry: registry.clone(),
+            coordinator: coordinator.clone(),
             limits: api_limits(&config),
             subscribe_budget: MemoryBudget::new(
                 "memory.subscribe_bytes_max",
@@ -149,12 +174,13 @@ impl Node {
             ),
             shutdown: shutdown_rx.clone(),
         };
-        let groups = Arc::new(Groups {
+        let served = Arc::new(PeerServed {
             metadata: metadata.clone(),
             registry: registry.clone(),
+            coordinator,
             request_timeout: Duration::from_millis(config.produce.request_timeout_ms),
         });
-        let transport = TransportService::new(groups, peers.identity().clone());
+        let transport = TransportService::new(served, peers.identity().clone());
         let client_server =
             server::serve_clients(client_listener, api, &config.server, shutdown_rx.clone());
         let peer_server = server::serve_peers(
@@ -260,6 +286,21 @@ fn replica_context(
             "memory.produce_bytes_max",
             config.memory.produce_bytes_max as usize,
         ),
+    }
+}
+
+fn groups_settings(config: &Config) -> GroupsSettings {
+    let ms = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+    let groups = &config.groups;
+    GroupsSettings {
+        partitions: ms(groups.partitions),
+        session_timeout_ms: ms(groups.session_timeout_ms),
+        session_timeout_ms_min: ms(groups.session_timeout_ms_min),
+        session_timeout_ms_max: ms(groups.session_timeout_ms_max),
+        heartbeat_interval_ms: ms(groups.heartbeat_interval_ms),
+        offsets_retention_ms: groups.offsets_retention_ms,
+        request_timeout: Duration::from_millis(config.produce.request_timeout_ms),
+        max_event_bytes: ms(config.produce.default_max_event_bytes),
     }
 }
 

@@ -14,6 +14,17 @@ use super::ApiContext;
 use crate::metadata::command::{MetadataCommand, MetadataResponse, TopicInfo, TopicSpec};
 use crate::metadata::state::{validate_topic_spec, MetadataView};
 
+/// Names starting with `__` belong to evlog's internal topics (`__groups`): created and
+/// deleted by the cluster only.
+fn reserved(name: &str) -> Option<pb::Error> {
+    name.starts_with("__").then(|| {
+        invalid(format!(
+            "topic names starting with \"__\" are reserved for evlog's internal topics \
+             ({name:?})"
+        ))
+    })
+}
+
 fn saturate_u32(value: usize) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
 }
@@ -81,6 +92,9 @@ impl Admin for AdminService {
                 topic: None,
             }))
         };
+        if let Some(e) = reserved(&request.name) {
+            return respond(e);
+        }
         let Some(config) = request.config else {
             return respond(invalid(
                 "create topic needs a config (partitions, replication factor)",
@@ -122,6 +136,9 @@ impl Admin for AdminService {
         request: Request<pb::DeleteTopicRequest>,
     ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
         let name = request.into_inner().name;
+        if let Some(e) = reserved(&name) {
+            return Ok(Response::new(pb::DeleteTopicResponse { error: Some(e) }));
+        }
         let error = match self.propose(MetadataCommand::DeleteTopic { name }).await {
             Ok(MetadataResponse::TopicDeleted { .. }) => None,
             Ok(MetadataResponse::Refused(refusal)) => Some(errors::from_refusal(refusal)),

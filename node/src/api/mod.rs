@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod errors;
 pub mod event_log;
+pub mod groups;
 mod subscription;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::metadata::read_index;
 use crate::metadata::state::MetadataView;
 use crate::metadata::MetadataGroup;
 use crate::partition::budget::MemoryBudget;
+use crate::partition::group::coordinator::Coordinator;
 use crate::partition::{Leadership, Registry, Replica};
 use crate::raft::network::PeerChannels;
 use crate::types::{NodeId, PartitionId};
@@ -53,6 +55,8 @@ pub struct ApiContext {
     /// Channels to the peers, for the metadata read index (see `topic_view`).
     pub peers: Arc<PeerChannels>,
     pub registry: Arc<Registry>,
+    /// This node's side of consumer groups.
+    pub coordinator: Arc<Coordinator>,
     pub limits: ApiLimits,
     /// The node's budget for events waiting in subscriptions (`memory.subscribe_bytes_max`).
     pub subscribe_budget: MemoryBudget,
@@ -128,6 +132,11 @@ impl ApiContext {
                 pb::ErrorCode::ShuttingDown,
                 "node is shutting down",
             ));
+        }
+        if topic == crate::partition::group::GROUPS_TOPIC {
+            return Err(errors::invalid(format!(
+                "{topic} is internal (it holds consumer groups, not events)"
+            )));
         }
         let view = self.topic_view(topic).await?;
         let info = &view.topics[topic];

@@ -246,6 +246,38 @@ const FIELD_DOCS: &[(&str, &str)] = &[
          is ended with SLOW_CONSUMER (the client resubscribes from its next offset).",
     ),
     (
+        "groups",
+        "Consumer groups: the internal __groups topic that holds them, and the coordinator's\n\
+         timeouts.",
+    ),
+    (
+        "groups.partitions",
+        "Partitions of the internal topic __groups (a group's coordinator is the leader of\n\
+         one of them). Fixed when the metadata leader creates the topic, at the first group\n\
+         request of the cluster: changing it later has no effect.",
+    ),
+    (
+        "groups.session_timeout_ms",
+        "A member that sends no heartbeat for this long is expelled and its partitions go\n\
+         to the others; the default for members that ask for none.",
+    ),
+    (
+        "groups.session_timeout_ms_min",
+        "The shortest session timeout a member may ask for.",
+    ),
+    (
+        "groups.session_timeout_ms_max",
+        "The longest session timeout a member may ask for.",
+    ),
+    (
+        "groups.heartbeat_interval_ms",
+        "How often members heartbeat (capped at a third of their session timeout).",
+    ),
+    (
+        "groups.offsets_retention_ms",
+        "How long the committed offsets of a group without members are kept (7 days).",
+    ),
+    (
         "storage",
         "The node's RocksDB and the group commit that shares one WAL fsync among many appends.",
     ),

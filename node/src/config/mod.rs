@@ -81,6 +81,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub memory: MemoryConfig,
     pub server: ServerConfig,
+    pub groups: GroupsConfig,
     /// How long a shutdown waits for in-flight requests before closing anyway.
     pub shutdown_grace_ms: u64,
 }
@@ -192,6 +193,24 @@ pub struct ServerConfig {
     pub http2_connection_window_bytes: u64,
 }
 
+/// Consumer groups: the internal `__groups` topic and the coordinator's timeouts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupsConfig {
+    /// Partitions of `__groups`, fixed when the metadata leader creates it (at the first
+    /// group request of the cluster).
+    pub partitions: u64,
+    /// The session timeout of a member that asks for none.
+    pub session_timeout_ms: u64,
+    /// Bounds of the session timeout a member may ask for.
+    pub session_timeout_ms_min: u64,
+    pub session_timeout_ms_max: u64,
+    /// How often members heartbeat (at most a third of their session timeout).
+    pub heartbeat_interval_ms: u64,
+    /// How long the committed offsets of a group without members are kept.
+    pub offsets_retention_ms: u64,
+}
+
 /// The command-line layer: `Some` wins over the file and the environment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlagOverrides {
@@ -252,6 +271,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             memory: MemoryConfig::default(),
             server: ServerConfig::default(),
+            groups: GroupsConfig::default(),
             shutdown_grace_ms: 10_000,
         }
     }
@@ -295,6 +315,21 @@ impl Default for ReadConfig {
             subscribe_buffer_bytes_max: 2 * MIB,
             subscribe_heartbeat_ms: 2_000,
             slow_consumer_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        GroupsConfig {
+            partitions: 8,
+            // Kafka's group.consumer.session.timeout.ms and its bounds.
+            session_timeout_ms: 10_000,
+            session_timeout_ms_min: 1_000,
+            session_timeout_ms_max: 300_000,
+            heartbeat_interval_ms: 3_000,
+            // Kafka's offsets.retention.minutes: 7 days.
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }

@@ -12,8 +12,8 @@ use std::{
 use evlog_proto::limits::{EVENT_OVERHEAD_BYTES, HEADER_OVERHEAD_BYTES};
 
 use super::{
-    format_initial_cluster, Config, ConfigError, MemoryConfig, ProduceConfig, RaftConfig,
-    ReadConfig, ServerConfig, StorageConfig,
+    format_initial_cluster, Config, ConfigError, GroupsConfig, MemoryConfig, ProduceConfig,
+    RaftConfig, ReadConfig, ServerConfig, StorageConfig,
 };
 
 impl Config {
@@ -28,6 +28,7 @@ impl Config {
         self.storage.check(&mut problems);
         self.memory.check(&mut problems);
         self.server.check(&mut problems);
+        self.groups.check(&mut problems);
         self.check_limits_fit(&mut problems);
         if problems.is_empty() {
             Ok(())
@@ -371,6 +372,44 @@ impl ReadConfig {
                 ),
             ],
         );
+    }
+}
+
+impl GroupsConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        check_positive(
+            problems,
+            &[
+                ("groups.partitions", self.partitions),
+                ("groups.session_timeout_ms_min", self.session_timeout_ms_min),
+                ("groups.heartbeat_interval_ms", self.heartbeat_interval_ms),
+                ("groups.offsets_retention_ms", self.offsets_retention_ms),
+            ],
+        );
+        let max_partitions = u64::from(crate::metadata::state::PARTITIONS_MAX);
+        if self.partitions > max_partitions {
+            problems.push(format!(
+                "groups.partitions is {}; a topic has at most {max_partitions} partitions",
+                self.partitions
+            ));
+        }
+        let (min, default, max) = (
+            self.session_timeout_ms_min,
+            self.session_timeout_ms,
+            self.session_timeout_ms_max,
+        );
+        if !(min <= default && default <= max) {
+            problems.push(format!(
+                "groups.session_timeout_ms ({default}) must lie within \
+                 groups.session_timeout_ms_min ({min}) and groups.session_timeout_ms_max ({max})"
+            ));
+        }
+        if max > u64::from(u32::MAX) {
+            problems.push(format!(
+                "groups.session_timeout_ms_max is {max}; at most {} ms",
+                u32::MAX
+            ));
+        }
     }
 }
 
@@ -740,5 +779,20 @@ mod tests {
         let mut config = node1();
         config.produce.queue_delay_target_ms = config.produce.request_timeout_ms;
         assert_one_problem(&config, &["queue_delay_target_ms", "request_timeout_ms"]);
+    }
+
+    #[test]
+    fn group_timeouts_must_nest_and_the_groups_topic_fit_a_topic() {
+        // Goal: a wrong [groups] section is refused with the rule it breaks. Method: a
+        // default outside its bounds, a zero interval, too many partitions.
+        let mut config = node1();
+        config.groups.session_timeout_ms = 500;
+        config.groups.heartbeat_interval_ms = 0;
+        config.groups.partitions = 5000;
+        let problems = problems(&config);
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].contains("groups.heartbeat_interval_ms"));
+        assert!(problems[1].contains("at most 1024 partitions"));
+        assert!(problems[2].contains("must lie within"));
     }
 }

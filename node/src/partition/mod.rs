@@ -26,7 +26,7 @@ use crate::NodeError;
 
 use budget::MemoryBudget;
 use produce::{BatchLimits, Batcher};
-use state::{PartitionState, Watermark};
+use state::{GroupsView, PartitionState, Watermark};
 
 /// Who leads a partition, as this replica sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub struct Replica {
     /// The node's storage engine: the replica reads its own committed entries.
     engine: Arc<dyn StorageEngine>,
     watermark: watch::Receiver<Watermark>,
+    /// The consumer groups this replica's state machine holds (`__groups` partitions).
+    groups: watch::Receiver<GroupsView>,
     node_id: NodeId,
     /// Set by [`Replica::fail_stop`]: this replica found data it cannot trust.
     failed: AtomicBool,
@@ -166,6 +168,7 @@ impl Registry {
         let applied = load_applied(engine.as_ref(), partition)?.unwrap_or_default();
         let state = PartitionState::restore(partition, engine.as_ref(), &applied.summary)?;
         let watermark = state.watermark();
+        let groups = state.groups();
         let raft = ctx
             .group
             .start_group(partition, applied, state, members)
@@ -182,6 +185,7 @@ impl Registry {
             batcher,
             engine: engine.clone(),
             watermark,
+            groups,
             node_id: ctx.group.node_id,
             failed: AtomicBool::new(false),
         });

@@ -1,14 +1,17 @@
 //! The server side of the node-to-node Raft transport, on the peer listener: checks that
 //! a message is for this cluster and this node, finds the local replica of its group and
-//! hands the request to its Raft; and, on the metadata leader, takes the registrations of
-//! peers' client addresses and answers their metadata read-index questions.
+//! hands the request to its Raft; on the metadata leader, takes the registrations of
+//! peers' client addresses, answers their metadata read-index questions and creates the
+//! `__groups` topic on request; on a partition's leader, tells group coordinators its
+//! high watermark.
 
 use std::sync::Arc;
 
 use evlog_proto::raft::v1::raft_transport_server::RaftTransport;
 use evlog_proto::raft::v1::{
-    MetadataReadIndexRequest, MetadataReadIndexResponse, RaftRequest, RaftResponse,
-    RegisterNodeRequest, RegisterNodeResponse,
+    EnsureGroupsTopicRequest, EnsureGroupsTopicResponse, MetadataReadIndexRequest,
+    MetadataReadIndexResponse, PartitionWatermarkRequest, PartitionWatermarkResponse, RaftRequest,
+    RaftResponse, RegisterNodeRequest, RegisterNodeResponse,
 };
 use openraft::error::RaftError;
 use serde::de::DeserializeOwned;
@@ -18,7 +21,7 @@ use tonic::{Request, Response, Status};
 use super::codec::{decode, encode};
 use super::network::PeerIdentity;
 use super::Raft;
-use crate::types::{NodeId, PartitionId};
+use crate::types::{NodeId, Offset, PartitionId};
 
 /// Why the metadata leader's work (a registration, a read index) was not done here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,16 @@ pub trait PeerServices: Send + Sync + 'static {
     ) -> Result<(), LeaderRefusal>;
     /// The metadata group's read index, if this node leads it.
     async fn metadata_read_index(&self) -> Result<u64, LeaderRefusal>;
+    /// Creates the `__groups` topic unless it exists, if this node leads the metadata
+    /// group.
+    async fn ensure_groups_topic(&self) -> Result<(), LeaderRefusal>;
+    /// The high watermark and log start of `group` (a partition), if this node leads it;
+    /// confirmed with a quorum first when `offset` is past the local watermark.
+    async fn partition_watermark(
+        &self,
+        group: PartitionId,
+        offset: Offset,
+    ) -> Result<(Offset, Offset), LeaderRefusal>;
 }
 
 pub struct TransportService {
@@ -176,6 +189,59 @@ impl RaftTransport for TransportService {
                 ..Default::default()
             },
             Err(refusal) => MetadataReadIndexResponse {
+                error: refusal.message,
+                leader_id: refusal.leader,
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(answer))
+    }
+
+    async fn ensure_groups_topic(
+        &self,
+        request: Request<EnsureGroupsTopicRequest>,
+    ) -> Result<Response<EnsureGroupsTopicResponse>, Status> {
+        let request = request.into_inner();
+        if let Some(refused) = self.refusal(request.envelope.as_ref()) {
+            return Ok(Response::new(EnsureGroupsTopicResponse {
+                refused,
+                ..Default::default()
+            }));
+        }
+        let answer = match self.services.ensure_groups_topic().await {
+            Ok(()) => EnsureGroupsTopicResponse::default(),
+            Err(refusal) => EnsureGroupsTopicResponse {
+                error: refusal.message,
+                leader_id: refusal.leader,
+                refused: String::new(),
+            },
+        };
+        Ok(Response::new(answer))
+    }
+
+    async fn partition_watermark(
+        &self,
+        request: Request<PartitionWatermarkRequest>,
+    ) -> Result<Response<PartitionWatermarkResponse>, Status> {
+        let request = request.into_inner();
+        if let Some(refused) = self.refusal(request.envelope.as_ref()) {
+            return Ok(Response::new(PartitionWatermarkResponse {
+                refused,
+                ..Default::default()
+            }));
+        }
+        let group = PartitionId(request.group_id);
+        let answer = match self
+            .services
+            .partition_watermark(group, Offset(request.offset))
+            .await
+        {
+            Ok((high, log_start)) => PartitionWatermarkResponse {
+                high_watermark: high.0,
+                log_start_offset: log_start.0,
+                ..Default::default()
+            },
+            Err(refusal) => PartitionWatermarkResponse {
                 error: refusal.message,
                 leader_id: refusal.leader,
                 ..Default::default()

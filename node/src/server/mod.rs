@@ -17,11 +17,13 @@ use std::time::Duration;
 
 use evlog_proto::evlog::v1::admin_server::AdminServer;
 use evlog_proto::evlog::v1::event_log_server::EventLogServer;
+use evlog_proto::evlog::v1::groups_server::GroupsServer;
 use evlog_proto::raft::v1::raft_transport_server::RaftTransportServer;
 use tokio::sync::watch;
 
 use crate::api::admin::AdminService;
 use crate::api::event_log::EventLogService;
+use crate::api::groups::GroupsService;
 use crate::api::ApiContext;
 use crate::config::ServerConfig;
 use crate::raft::transport::TransportService;
@@ -80,6 +82,10 @@ fn builder(config: &ServerConfig) -> tonic::transport::Server {
 /// Largest admin request: a topic name and its config.
 const ADMIN_MESSAGE_BYTES_MAX: usize = 64 << 10;
 
+/// Largest group request: a heartbeat listing its owned partitions, a commit of many
+/// partitions with their metadata.
+const GROUPS_MESSAGE_BYTES_MAX: usize = 4 << 20;
+
 /// Largest header block of a request: gRPC requests carry a handful of short headers.
 const HEADER_LIST_BYTES_MAX: u32 = 16 << 10;
 
@@ -95,10 +101,12 @@ pub fn serve_clients(
         .max_decoding_message_size(message_max)
         .max_encoding_message_size(message_max);
     // Answers (a topic list, a description) are not limited: they grow with the cluster.
-    let admin =
-        AdminServer::new(AdminService::new(api)).max_decoding_message_size(ADMIN_MESSAGE_BYTES_MAX);
+    let admin = AdminServer::new(AdminService::new(api.clone()))
+        .max_decoding_message_size(ADMIN_MESSAGE_BYTES_MAX);
+    let groups = GroupsServer::new(GroupsService::new(api))
+        .max_decoding_message_size(GROUPS_MESSAGE_BYTES_MAX);
     #[cfg(not(madsim))]
-    let (event_log, admin) = (
+    let (event_log, admin, groups) = (
         wire_status::WireStatus::new(
             event_log,
             format!(
@@ -113,8 +121,18 @@ pub fn serve_clients(
                 ADMIN_MESSAGE_BYTES_MAX >> 10
             ),
         ),
+        wire_status::WireStatus::new(
+            groups,
+            format!(
+                "group requests are at most {} MiB",
+                GROUPS_MESSAGE_BYTES_MAX >> 20
+            ),
+        ),
     );
-    let router = builder(config).add_service(event_log).add_service(admin);
+    let router = builder(config)
+        .add_service(event_log)
+        .add_service(admin)
+        .add_service(groups);
     #[cfg(not(madsim))]
     let limits = connections::ConnectionLimits {
         total_name: "server.connections_max",

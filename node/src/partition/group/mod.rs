@@ -5,9 +5,13 @@
 //! - [`command`]: what the entries carry and answer (wrapped in `PartitionCommand::Group`).
 //! - [`state`]: the groups of one `__groups` partition and how each command changes them.
 //! - [`assign`]: the balanced, sticky target assignment.
+//! - [`coordinator`]: what the node does for the groups whose partition it leads
+//!   (heartbeats, commits, admin), and [`expiry`]: its clock (session timeouts, retention).
 
 pub mod assign;
 pub mod command;
+pub mod coordinator;
+pub mod expiry;
 pub mod state;
 
 /// The internal topic holding every group's state.
