@@ -148,6 +148,10 @@ impl Admin {
         Self { client }
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Creates a topic with the node's default event size limit.
     pub async fn create_topic(
         &self,

@@ -13,7 +13,8 @@ pub use evlog_proto::evlog::v1::ErrorCode;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// A node refused the request with a stable error code (never `NOT_LEADER`).
+    /// A node refused the request with a stable error code (never `NOT_LEADER` or
+    /// `NOT_COORDINATOR`).
     #[error("{}: {message}", code_name(*code))]
     Server {
         /// The node's error code.
@@ -32,6 +33,18 @@ pub enum ClientError {
         leader_id: Option<u64>,
         /// The leader's `host:port`, when the node knows it.
         leader_addr: Option<String>,
+    },
+    /// The node is not the consumer group's coordinator; it may say which node is.
+    #[error(
+        "NOT_COORDINATOR: {message} (coordinator hint: id {coordinator_id:?} at {coordinator_addr:?})"
+    )]
+    NotCoordinator {
+        /// The node's explanation.
+        message: String,
+        /// The coordinator's node id, when the node knows it.
+        coordinator_id: Option<u64>,
+        /// The coordinator's `host:port`, when the node knows it.
+        coordinator_addr: Option<String>,
     },
     /// The RPC did not complete: connection refused or reset, per-attempt timeout, or a
     /// gRPC status other than a node's answer.
@@ -131,6 +144,11 @@ impl ClientError {
                 leader_id: error.leader_id,
                 leader_addr: error.leader_addr,
             }),
+            ErrorCode::NotCoordinator => Some(ClientError::NotCoordinator {
+                message: error.message,
+                coordinator_id: error.leader_id,
+                coordinator_addr: error.leader_addr,
+            }),
             code => Some(ClientError::Server {
                 code,
                 message: error.message,
@@ -177,6 +195,7 @@ impl ClientError {
         match self {
             ClientError::Server { code, .. } => Some(*code),
             ClientError::NotLeader { .. } => Some(ErrorCode::NotLeader),
+            ClientError::NotCoordinator { .. } => Some(ErrorCode::NotCoordinator),
             ClientError::DeadlineExceeded { last_error, .. } => last_error.code(),
             _ => None,
         }
@@ -187,7 +206,9 @@ impl ClientError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Server { code, .. } => code_is_retryable(*code),
-            ClientError::NotLeader { .. } | ClientError::BufferFull { .. } => true,
+            ClientError::NotLeader { .. }
+            | ClientError::NotCoordinator { .. }
+            | ClientError::BufferFull { .. } => true,
             ClientError::Transport { code, .. } => status_is_retryable(*code),
             ClientError::DeadlineExceeded { .. }
             | ClientError::InvalidArgument(_)

@@ -4,7 +4,8 @@
 //! - [`Client`] (`client.rs`): the cheap-to-clone handle; owns the config and the
 //!   metadata cache (`metadata.rs`: nodes, topics, leader guesses, one gRPC channel per
 //!   node) and hands out everything else.
-//! - [`Admin`] (`admin.rs`): create, delete, list, describe topics; describe the cluster.
+//! - [`Admin`] (`admin.rs`): create, delete, list, describe topics; describe the cluster;
+//!   (`group_admin.rs`) list, describe, reset and delete consumer groups.
 //! - [`Producer`] (`producer.rs`, `lane.rs`, `partitioner.rs`): ordered sends,
 //!   partitioning, back-pressure, per-partition batching with one request in flight,
 //!   idempotent appends (a retried batch never appends twice).
@@ -59,6 +60,7 @@ mod client;
 mod config;
 mod error;
 mod event;
+mod group_admin;
 mod lane;
 mod metadata;
 mod partitioner;
@@ -73,6 +75,10 @@ pub use client::Client;
 pub use config::{ClientConfig, ProducerConfig, DEFAULT_BOOTSTRAP};
 pub use error::{code_name, ClientError, ErrorCode};
 pub use event::{Ack, Event, ReadResult, ReceivedEvent};
+pub use group_admin::{
+    CommittedOffset, GroupInfo, GroupListing, GroupMember, GroupPartition, ResetTo, TopicPartition,
+    GROUPS_TOPIC,
+};
 pub use partitioner::{fnv1a64, partition_for_key};
 pub use producer::{Producer, SendFuture};
 pub use subscription::{StartFrom, Subscription};

@@ -38,6 +38,11 @@ pub(crate) enum Route {
     MetadataLeader,
     /// Any node (descriptions).
     AnyNode,
+    /// A consumer group's coordinator (the leader of the group's `__groups` partition).
+    Coordinator {
+        /// The group's id.
+        group: String,
+    },
 }
 
 /// What the client knows about a partition.
@@ -65,6 +70,8 @@ pub(crate) struct State {
     pub nodes: BTreeMap<u64, String>,
     pub topics: HashMap<String, TopicMeta>,
     pub metadata_leader: Option<String>,
+    /// Each consumer group's coordinator, as last learned from a hint or an answer.
+    pub coordinators: HashMap<String, String>,
     /// Rotates the choice among all known nodes after failures.
     pub rotation: usize,
     /// When the last refresh started, and how it ended.
@@ -114,6 +121,11 @@ impl State {
         match route {
             Route::AnyNode => self.any_node(),
             Route::MetadataLeader => self.metadata_leader.clone().or_else(|| self.any_node()),
+            Route::Coordinator { group } => self
+                .coordinators
+                .get(group)
+                .cloned()
+                .or_else(|| self.any_node()),
             Route::Partition { topic, partition } => {
                 let p = self
                     .topics
@@ -174,6 +186,15 @@ impl State {
                 self.metadata_leader = addr.clone();
             }
             Route::AnyNode => {}
+            Route::Coordinator { group } => match &addr {
+                Some(addr) => {
+                    self.coordinators.insert(group.clone(), addr.clone());
+                }
+                None => {
+                    self.coordinators.remove(group);
+                    self.rotation += 1;
+                }
+            },
             Route::Partition { .. } => match &addr {
                 Some(addr) => {
                     if let Some(p) = self.partition_mut(route) {
@@ -215,6 +236,11 @@ impl State {
         self.rotation += 1;
         if self.metadata_leader.as_deref() == Some(addr) {
             self.metadata_leader = None;
+        }
+        if let Route::Coordinator { group } = route {
+            if self.coordinators.get(group).map(String::as_str) == Some(addr) {
+                self.coordinators.remove(group);
+            }
         }
         let guessed = self
             .partition_mut(route)
@@ -391,6 +417,11 @@ impl Metadata {
             ClientError::NotLeader {
                 leader_id,
                 leader_addr,
+                ..
+            }
+            | ClientError::NotCoordinator {
+                coordinator_id: leader_id,
+                coordinator_addr: leader_addr,
                 ..
             } => {
                 if self.with_state(|s| {
@@ -692,5 +723,25 @@ mod tests {
         s.apply_unreachable(&Route::MetadataLeader, "n2:7101");
         assert!(s.metadata_leader.is_none());
         assert!(s.pick(&Route::MetadataLeader).is_some());
+    }
+
+    #[test]
+    fn a_groups_coordinator_is_learned_from_hints_and_forgotten_when_unreachable() {
+        // Goal: group requests go to the node a NOT_COORDINATOR hint named, and back to
+        // any node once that one is unreachable or answers without a hint.
+        let mut state = State::default();
+        state.merge(cluster(3), Vec::new());
+        let route = Route::Coordinator {
+            group: "billing".into(),
+        };
+        assert!(state.pick(&route).is_some(), "any node before a hint");
+        assert!(state.apply_not_leader(&route, "n1:7101", Some(2), None));
+        assert_eq!(state.pick(&route).as_deref(), Some("n2:7101"));
+        state.apply_unreachable(&route, "n2:7101");
+        assert!(!state.coordinators.contains_key("billing"));
+        assert!(state.apply_not_leader(&route, "n1:7101", None, Some("n3:7101")));
+        assert_eq!(state.pick(&route).as_deref(), Some("n3:7101"));
+        assert!(!state.apply_not_leader(&route, "n3:7101", None, None));
+        assert!(!state.coordinators.contains_key("billing"));
     }
 }

@@ -187,7 +187,15 @@ where
 {
     loop {
         let (addr, error) = match attempt_once(shared, route, retrier, &mut op).await {
-            Ok(answered) => return Ok(answered),
+            Ok(answered) => {
+                if let Route::Coordinator { group } = route {
+                    // The node that answered is the coordinator: go there next time.
+                    shared
+                        .metadata
+                        .with_state(|s| s.coordinators.insert(group.clone(), answered.0.clone()));
+                }
+                return Ok(answered);
+            }
             Err(failed) => failed,
         };
         let disposition = match &addr {

@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use std::time::{Duration, Instant};
 
 use common::grpc::{
@@ -48,6 +50,24 @@ async fn coordinator(bootstrap: &[String], group: &str) -> String {
             other => panic!("find coordinator: {other:?} {:?}", answer.error),
         }
     }
+}
+
+/// Runs the `evlog` CLI (built next to `evlog-node`) against `cluster`; its stdout, once
+/// it succeeded.
+fn evlog(cluster: &TestCluster, args: &[&str]) -> String {
+    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_evlog-node")).with_file_name("evlog");
+    let out = Command::new(binary)
+        .args(args)
+        .env("EVLOG_BOOTSTRAP", cluster.bootstrap().join(","))
+        .output()
+        .expect("run evlog (cargo build --release --bins first)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "evlog {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 fn beat(member: &str, epoch: u64, owned: &[pb::TopicPartition]) -> pb::HeartbeatRequest {
@@ -276,14 +296,37 @@ async fn members_join_move_partitions_cooperatively_and_commits_are_fenced() {
         fetched.offsets.iter().all(|o| o.next_offset == 0),
         "{fetched:?}"
     );
-    let deleted = groups
-        .delete_group(pb::DeleteGroupRequest {
-            group: GROUP.into(),
-        })
-        .await
-        .expect("delete rpc")
-        .into_inner();
-    assert_eq!(code_of(&deleted.error), ErrorCode::Ok);
+    // The same through the CLI: list, describe as JSON, reset to latest, delete.
+    let listed = evlog(&cluster, &["group", "list"]);
+    assert!(
+        listed.contains(GROUP) && listed.contains("empty"),
+        "{listed}"
+    );
+    let reset = evlog(
+        &cluster,
+        &[
+            "group",
+            "reset-offsets",
+            GROUP,
+            "--topic",
+            TOPIC,
+            "--to",
+            "latest",
+        ],
+    );
+    assert!(
+        reset.contains("orders/0: 11") && reset.contains("orders/1: 11"),
+        "{reset}"
+    );
+    let described: serde_json::Value = serde_json::from_str(&evlog(
+        &cluster,
+        &["group", "describe", GROUP, "--format", "json"],
+    ))
+    .expect("describe prints JSON");
+    assert_eq!(described["state"], "empty");
+    assert_eq!(described["partitions"][0]["lag"], 0);
+    let deleted = evlog(&cluster, &["group", "delete", GROUP]);
+    assert!(deleted.contains("deleted group billing"), "{deleted}");
     let gone = groups
         .describe_group(pb::DescribeGroupRequest {
             group: GROUP.into(),

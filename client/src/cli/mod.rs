@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod consume;
+pub mod group;
 mod overload;
 pub mod produce;
 pub mod topic;
@@ -43,6 +44,9 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Print a topic's events.
     Consume(consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Inspect the cluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -70,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topic(command) => topic::run(&client, command).await,
         Command::Produce(args) => produce::run(&client, args).await,
         Command::Consume(args) => consume::run(&client, args).await,
+        Command::Group(command) => group::run(&client, command).await,
         Command::Cluster(command) => cluster::run(&client, command).await,
         Command::Bench(command) => bench::run(&client, command).await,
     }
