@@ -9,6 +9,8 @@
 //! - [`Producer`] (`producer.rs`, `lane.rs`, `partitioner.rs`): ordered sends,
 //!   partitioning, back-pressure, per-partition batching with one request in flight,
 //!   idempotent appends (a retried batch never appends twice).
+//! - [`Consumer`] (`consumer/`): a member of a consumer group: the events of its assigned
+//!   partitions as one stream, cooperative rebalancing, commits of what was processed.
 //! - [`Subscription`] and [`Client::read`] (`subscription.rs`): ordered, gap-free reads
 //!   that follow leader changes.
 //! - `retry.rs`: the single retry loop (routing, leader hints, backoff with jitter,
@@ -58,6 +60,7 @@
 mod admin;
 mod client;
 mod config;
+mod consumer;
 mod error;
 mod event;
 mod group_admin;
@@ -73,6 +76,7 @@ pub use admin::{Admin, ClusterInfo, NodeInfo, PartitionInfo, TopicInfo, TopicSpe
 pub use bytes::Bytes;
 pub use client::Client;
 pub use config::{ClientConfig, ProducerConfig, DEFAULT_BOOTSTRAP};
+pub use consumer::{AssignmentCallback, AutoOffsetReset, Consumer, ConsumerConfig};
 pub use error::{code_name, ClientError, ErrorCode};
 pub use event::{Ack, Event, ReadResult, ReceivedEvent};
 pub use group_admin::{

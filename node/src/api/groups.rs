@@ -13,12 +13,10 @@ use tonic::{Request, Response, Status};
 use super::errors::{error, invalid, not_leader, retry_after, FORMING_RETRY_AFTER_MS};
 use super::ApiContext;
 use crate::metadata::state::MetadataView;
-use crate::partition::group::command::{
-    GroupRefusal, MemberAssignment, OffsetCommit, TopicPartition,
-};
+use crate::partition::group::command::{GroupRefusal, OffsetCommit, TopicPartition};
 use crate::partition::group::coordinator::{
-    data_partition_of, GroupError, Heartbeat, COMMIT_METADATA_BYTES_MAX, COMMIT_PARTITIONS_MAX,
-    INSTANCE_ID_BYTES_MAX, SUBSCRIPTION_TOPICS_MAX,
+    data_partition_of, Beat, GroupError, Heartbeat, COMMIT_METADATA_BYTES_MAX,
+    COMMIT_PARTITIONS_MAX, INSTANCE_ID_BYTES_MAX, SUBSCRIPTION_TOPICS_MAX,
 };
 use crate::partition::group::state::Group;
 use crate::partition::group::GROUPS_TOPIC;
@@ -196,11 +194,13 @@ fn offsets_from_wire(offsets: Vec<pb::OffsetCommit>) -> Result<Vec<OffsetCommit>
     Ok(out)
 }
 
-fn beat_answer(assignment: MemberAssignment, interval_ms: u32) -> pb::HeartbeatResponse {
+fn beat_answer(beat: Beat) -> pb::HeartbeatResponse {
+    let assignment = beat.assignment;
     pb::HeartbeatResponse {
         error: None,
         member_epoch: assignment.epoch.0,
-        heartbeat_interval_ms: interval_ms,
+        heartbeat_interval_ms: beat.heartbeat_interval_ms,
+        session_timeout_ms: beat.session_timeout_ms,
         assigned: assignment.assigned.iter().map(to_wire).collect(),
         revoking: assignment.revoking.iter().map(to_wire).collect(),
     }
@@ -266,7 +266,7 @@ impl Groups for GroupsService {
             return answer_error!(pb::HeartbeatResponse, e);
         }
         match self.ctx.coordinator.heartbeat(beat).await {
-            Ok(beat) => ok(beat_answer(beat.assignment, beat.heartbeat_interval_ms)),
+            Ok(beat) => ok(beat_answer(beat)),
             Err(e) => answer_error!(pb::HeartbeatResponse, self.group_error(e)),
         }
     }

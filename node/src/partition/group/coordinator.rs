@@ -92,6 +92,7 @@ pub struct Heartbeat {
 pub struct Beat {
     pub assignment: MemberAssignment,
     pub heartbeat_interval_ms: u32,
+    pub session_timeout_ms: u32,
 }
 
 /// A partition's watermarks as its leader reports them.
@@ -384,6 +385,7 @@ impl Coordinator {
         Ok(Beat {
             assignment,
             heartbeat_interval_ms: self.heartbeat_interval_ms(session_timeout_ms),
+            session_timeout_ms,
         })
     }
 

@@ -1,0 +1,188 @@
+//! The consumer's book of owned partitions, shared by the member task (which follows the
+//! coordinator) and the `Consumer` stream (which hands events to the application).
+//!
+//! Per owned partition it records the generation (bumped every time the partition is
+//! gained, so events fetched under an earlier ownership are dropped), whether it is being
+//! revoked, the offset after the last event the application *processed*, and the last
+//! committed offset. An event counts as processed when the application asks for the next
+//! one (as Kafka's `poll`), or when it is the last one handed out and the consumer commits
+//! on close. A revoked partition is finished (committed, released) only when the
+//! application holds none of its events.
+
+use std::collections::BTreeMap;
+
+use crate::group_admin::TopicPartition;
+
+/// One owned partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Owned {
+    pub generation: u64,
+    pub revoking: bool,
+    /// The next offset to consume: every event below it was processed (None: nothing
+    /// processed since it was gained).
+    pub processed: Option<u64>,
+    /// What is committed for it (as far as this member knows).
+    pub committed: Option<u64>,
+}
+
+/// The event the application holds: handed out, not yet processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InHand {
+    pub partition: TopicPartition,
+    pub generation: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Book {
+    pub owned: BTreeMap<TopicPartition, Owned>,
+    pub in_hand: Option<InHand>,
+    next_generation: u64,
+}
+
+impl Book {
+    /// Records a newly gained partition (starting at `committed`); its generation.
+    pub fn gain(&mut self, partition: TopicPartition, committed: Option<u64>) -> u64 {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        self.owned.insert(
+            partition,
+            Owned {
+                generation,
+                revoking: false,
+                processed: None,
+                committed,
+            },
+        );
+        generation
+    }
+
+    /// Whether an event of `partition` fetched under `generation` may still be handed out.
+    pub fn deliverable(&self, partition: &TopicPartition, generation: u64) -> bool {
+        self.owned
+            .get(partition)
+            .is_some_and(|o| o.generation == generation && !o.revoking)
+    }
+
+    /// The application asks for the next event: the one it held is processed.
+    pub fn finish_in_hand(&mut self) {
+        let Some(held) = self.in_hand.take() else {
+            return;
+        };
+        if let Some(owned) = self.owned.get_mut(&held.partition) {
+            if owned.generation == held.generation {
+                owned.processed = Some(held.offset + 1);
+            }
+        }
+    }
+
+    /// Hands out an event.
+    pub fn hand_out(&mut self, partition: TopicPartition, generation: u64, offset: u64) {
+        self.in_hand = Some(InHand {
+            partition,
+            generation,
+            offset,
+        });
+    }
+
+    /// Revoked partitions the application holds no event of: ready to commit and release.
+    pub fn revoked_and_idle(&self) -> Vec<TopicPartition> {
+        self.owned
+            .iter()
+            .filter(|(tp, o)| {
+                o.revoking && self.in_hand.as_ref().map(|h| &h.partition) != Some(*tp)
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    /// Offsets processed beyond what is committed, for the partitions in `which`.
+    pub fn to_commit(&self, which: impl Fn(&Owned) -> bool) -> Vec<(TopicPartition, u64)> {
+        self.owned
+            .iter()
+            .filter(|(_, o)| which(o))
+            .filter_map(|(tp, o)| {
+                let processed = o.processed?;
+                (o.committed.is_none_or(|c| processed > c)).then(|| (tp.clone(), processed))
+            })
+            .collect()
+    }
+
+    /// Records a successful commit.
+    pub fn committed(&mut self, offsets: &[(TopicPartition, u64)]) {
+        for (tp, offset) in offsets {
+            if let Some(owned) = self.owned.get_mut(tp) {
+                owned.committed = Some(owned.committed.map_or(*offset, |c| c.max(*offset)));
+            }
+        }
+    }
+
+    /// Forgets partitions (released, lost or fenced); the event in hand from one of them
+    /// is no longer counted.
+    pub fn forget(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            self.owned.remove(tp);
+        }
+        if self
+            .in_hand
+            .as_ref()
+            .is_some_and(|h| !self.owned.contains_key(&h.partition))
+        {
+            self.in_hand = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Goal: only processed events are committed, a revoked partition waits for the event
+    //! in hand, and events of an earlier ownership are never handed out. Method: drive the
+    //! book as the stream and the member task do.
+    use super::*;
+
+    fn tp(p: u32) -> TopicPartition {
+        TopicPartition::new("orders", p)
+    }
+
+    #[test]
+    fn an_event_counts_as_processed_when_the_next_one_is_asked_for() {
+        let mut book = Book::default();
+        let generation = book.gain(tp(0), Some(5));
+        book.hand_out(tp(0), generation, 5);
+        assert!(book.to_commit(|_| true).is_empty(), "held, not processed");
+        book.finish_in_hand();
+        assert_eq!(book.to_commit(|_| true), vec![(tp(0), 6)]);
+        book.committed(&[(tp(0), 6)]);
+        assert!(book.to_commit(|_| true).is_empty());
+    }
+
+    #[test]
+    fn a_revoked_partition_is_released_only_once_its_event_in_hand_is_processed() {
+        let mut book = Book::default();
+        let generation = book.gain(tp(0), None);
+        book.hand_out(tp(0), generation, 0);
+        book.owned.get_mut(&tp(0)).unwrap().revoking = true;
+        assert!(book.revoked_and_idle().is_empty());
+        assert!(
+            !book.deliverable(&tp(0), generation),
+            "no more events once revoking"
+        );
+        book.finish_in_hand();
+        assert_eq!(book.revoked_and_idle(), vec![tp(0)]);
+        assert_eq!(book.to_commit(|o| o.revoking), vec![(tp(0), 1)]);
+    }
+
+    #[test]
+    fn events_of_an_earlier_ownership_are_not_delivered_or_counted() {
+        let mut book = Book::default();
+        let first = book.gain(tp(0), None);
+        book.hand_out(tp(0), first, 3);
+        book.forget(&[tp(0)]);
+        assert!(book.in_hand.is_none());
+        let second = book.gain(tp(0), Some(10));
+        assert!(!book.deliverable(&tp(0), first));
+        assert!(book.deliverable(&tp(0), second));
+        book.finish_in_hand();
+        assert!(book.to_commit(|_| true).is_empty());
+    }
+}
