@@ -200,7 +200,44 @@ async fn a_group_shares_partitions_commits_what_it_processed_and_resumes() {
         "exactly the events after the commits"
     );
     third.close().await;
+
+    // The CLI as a member: prints what the group has not processed, commits it, exits.
+    produce(&client, 850, 870).await;
+    let printed = evlog_consume(&cluster);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 20, "{printed}");
+    assert!(lines.iter().all(|l| l.contains("\"event-8")), "{printed}");
+    assert_eq!(
+        evlog_consume(&cluster),
+        "",
+        "everything printed was committed"
+    );
     cluster.stop_all();
+}
+
+/// `evlog consume orders --group billing --format json --idle-ms 1500`: its stdout.
+fn evlog_consume(cluster: &TestCluster) -> String {
+    let started = Instant::now();
+    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_evlog-node")).with_file_name("evlog");
+    let out = std::process::Command::new(binary)
+        .args([
+            "consume",
+            TOPIC,
+            "--group",
+            GROUP,
+            "--format",
+            "json",
+            "--idle-ms",
+            "1500",
+        ])
+        .env("EVLOG_BOOTSTRAP", cluster.bootstrap().join(","))
+        .output()
+        .expect("run evlog (cargo build --release --bins first)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "evlog consume failed: {stderr}");
+    eprintln!("evlog consume took {:?}: {stderr}", started.elapsed());
+    assert!(stderr.contains("assigned: orders/"), "{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Takes what `consumer` has ready within 20 ms.

@@ -7,9 +7,17 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
-use evlog_client::{Client, ClientError, ErrorCode, ReceivedEvent, StartFrom};
+use evlog_client::{
+    AutoOffsetReset, Client, ClientError, ConsumerConfig, ErrorCode, ReceivedEvent, StartFrom,
+};
 use futures::StreamExt;
 use serde::Serialize;
+
+/// How often `consume --group` without `--follow` checks whether it is done.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long `consume --group` without `--follow` waits for its first assignment.
+const ASSIGNMENT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Events asked for per Read.
 const READ_EVENTS_MAX: u32 = 10_000;
@@ -43,6 +51,14 @@ pub struct ConsumeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Consume as a member of this consumer group: print the events of the partitions it
+    /// is assigned (announced on stderr), starting at the group's committed offsets
+    /// (`--from` earliest|latest for partitions without one), and commit what was printed.
+    #[arg(long, conflicts_with = "partition")]
+    pub group: Option<String>,
+    /// With `--group` and without `--follow`: stop once no event arrived for this long.
+    #[arg(long, default_value_t = 2_000)]
+    pub idle_ms: u64,
 }
 
 /// Parses `earliest`, `latest` or an offset.
@@ -131,6 +147,9 @@ impl Printer {
 
 /// Runs `evlog consume`.
 pub async fn run(client: &Client, args: ConsumeArgs) -> anyhow::Result<()> {
+    if let Some(group) = args.group.clone() {
+        return consume_group(client, &group, &args).await;
+    }
     let partitions: Vec<u32> = match args.partition {
         Some(p) => vec![p],
         None => (0..client.partition_count(&args.topic).await?).collect(),
@@ -152,6 +171,83 @@ pub async fn run(client: &Client, args: ConsumeArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Joins `group` and prints what it is assigned until `--count`, or (without `--follow`)
+/// until `--idle-ms` pass without an event; closing commits what was printed.
+async fn consume_group(client: &Client, group: &str, args: &ConsumeArgs) -> anyhow::Result<()> {
+    let reset = match args.from {
+        StartFrom::Earliest => AutoOffsetReset::Earliest,
+        StartFrom::Latest => AutoOffsetReset::Latest,
+        StartFrom::Offset(_) => {
+            anyhow::bail!("with --group, --from is earliest or latest (the group's committed offsets say where each partition starts)")
+        }
+    };
+    let config = ConsumerConfig::new(group)
+        .subscribe([args.topic.clone()])
+        .with_auto_offset_reset(reset)
+        .on_assigned(|tps| eprintln!("assigned: {}", join(tps)))
+        .on_revoked(|tps| eprintln!("revoked: {}", join(tps)));
+    let mut consumer = client.consumer(config)?;
+    let mut printer = Printer {
+        format: args.format,
+        remaining: args.count,
+        out: std::io::stdout(),
+    };
+    let idle = std::time::Duration::from_millis(args.idle_ms);
+    let started = tokio::time::Instant::now();
+    // Without --follow: since when nothing arrived while partitions were assigned.
+    let mut quiet_since: Option<tokio::time::Instant> = None;
+    let outcome = loop {
+        if printer.done() {
+            break Ok(());
+        }
+        let event = if args.follow {
+            consumer.next().await
+        } else {
+            match tokio::time::timeout(IDLE_CHECK, consumer.next()).await {
+                Ok(event) => {
+                    quiet_since = None;
+                    event
+                }
+                Err(_) if consumer.assignment().is_empty() => {
+                    if started.elapsed() >= ASSIGNMENT_WAIT {
+                        eprintln!(
+                            "no partition of {} was assigned within {} s (more members than \
+                             partitions?)",
+                            args.topic,
+                            ASSIGNMENT_WAIT.as_secs()
+                        );
+                        break Ok(());
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    let since = *quiet_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= idle {
+                        break Ok(());
+                    }
+                    continue;
+                }
+            }
+        };
+        match event {
+            Some(Ok(event)) => match printer.print(&event) {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
+            },
+            Some(Err(e)) => break Err(e.into()),
+            None => break Ok(()),
+        }
+    };
+    consumer.close().await;
+    outcome
+}
+
+fn join(partitions: &[evlog_client::TopicPartition]) -> String {
+    let names: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+    names.join(", ")
 }
 
 /// Subscribes to every partition and prints the merged streams until `--count`.
