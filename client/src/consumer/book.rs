@@ -3,13 +3,15 @@
 //!
 //! Per owned partition it records the generation (bumped every time the partition is
 //! gained, so events fetched under an earlier ownership are dropped), whether it is being
-//! revoked, the offset after the last event the application *processed*, and the last
-//! committed offset. An event counts as processed when the application asks for the next
-//! one (as Kafka's `poll`), or when it is the last one handed out and the consumer commits
-//! on close. A revoked partition is finished (committed, released) only when the
-//! application holds none of its events.
+//! revoked, the events handed out and not yet done, the offset up to which everything is
+//! *processed*, and the last committed offset. With the stream, an event is done when the
+//! application asks for the next one (as Kafka's `poll`), or on close; with
+//! `process_keyed`, when its handler finished. Events may finish out of order there, so
+//! `processed` is the lowest offset still in flight (everything below it is done), never
+//! more. A revoked partition is finished (committed, released) only when none of its
+//! events are in flight.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::group_admin::TopicPartition;
 
@@ -18,6 +20,10 @@ use crate::group_admin::TopicPartition;
 pub(crate) struct Owned {
     pub generation: u64,
     pub revoking: bool,
+    /// Offsets handed out and not done yet.
+    pub in_flight: BTreeSet<u64>,
+    /// One past the last offset handed out.
+    pub handed_up_to: Option<u64>,
     /// The next offset to consume: every event below it was processed (None: nothing
     /// processed since it was gained).
     pub processed: Option<u64>,
@@ -50,6 +56,8 @@ impl Book {
             Owned {
                 generation,
                 revoking: false,
+                in_flight: BTreeSet::new(),
+                handed_up_to: None,
                 processed: None,
                 committed,
             },
@@ -66,18 +74,14 @@ impl Book {
 
     /// The application asks for the next event: the one it held is processed.
     pub fn finish_in_hand(&mut self) {
-        let Some(held) = self.in_hand.take() else {
-            return;
-        };
-        if let Some(owned) = self.owned.get_mut(&held.partition) {
-            if owned.generation == held.generation {
-                owned.processed = Some(held.offset + 1);
-            }
+        if let Some(held) = self.in_hand.take() {
+            self.done(&held.partition, held.generation, held.offset);
         }
     }
 
-    /// Hands out an event.
+    /// Hands out an event to the stream's caller (done at its next poll).
     pub fn hand_out(&mut self, partition: TopicPartition, generation: u64, offset: u64) {
+        self.start(&partition, generation, offset);
         self.in_hand = Some(InHand {
             partition,
             generation,
@@ -85,13 +89,42 @@ impl Book {
         });
     }
 
-    /// Revoked partitions the application holds no event of: ready to commit and release.
+    /// An event goes to a handler (done when it finished).
+    pub fn start(&mut self, partition: &TopicPartition, generation: u64, offset: u64) {
+        if let Some(owned) = self.owned.get_mut(partition) {
+            if owned.generation == generation {
+                owned.in_flight.insert(offset);
+                owned.handed_up_to =
+                    Some(owned.handed_up_to.map_or(offset + 1, |h| h.max(offset + 1)));
+            }
+        }
+    }
+
+    /// An event is done: everything below the lowest event still in flight is processed.
+    pub fn done(&mut self, partition: &TopicPartition, generation: u64, offset: u64) {
+        let Some(owned) = self.owned.get_mut(partition) else {
+            return;
+        };
+        if owned.generation != generation {
+            return; // An ownership that ended: nothing of it is committed any more.
+        }
+        owned.in_flight.remove(&offset);
+        owned.processed = owned.in_flight.first().copied().or(owned.handed_up_to);
+    }
+
+    /// Whether events of `partition` fetched under `generation` still belong to this
+    /// member (revoking ones included: they are finished before the release).
+    pub fn still_owned(&self, partition: &TopicPartition, generation: u64) -> bool {
+        self.owned
+            .get(partition)
+            .is_some_and(|o| o.generation == generation)
+    }
+
+    /// Revoked partitions with no event in flight: ready to commit and release.
     pub fn revoked_and_idle(&self) -> Vec<TopicPartition> {
         self.owned
             .iter()
-            .filter(|(tp, o)| {
-                o.revoking && self.in_hand.as_ref().map(|h| &h.partition) != Some(*tp)
-            })
+            .filter(|(_, o)| o.revoking && o.in_flight.is_empty())
             .map(|(tp, _)| tp.clone())
             .collect()
     }
@@ -184,5 +217,30 @@ mod tests {
         assert!(book.deliverable(&tp(0), second));
         book.finish_in_hand();
         assert!(book.to_commit(|_| true).is_empty());
+    }
+
+    #[test]
+    fn out_of_order_completions_commit_only_below_the_lowest_event_in_flight() {
+        // Goal: with parallel handlers, a crash after a commit never skips an event.
+        let mut book = Book::default();
+        let generation = book.gain(tp(0), None);
+        for offset in 0..4 {
+            book.start(&tp(0), generation, offset);
+        }
+        book.done(&tp(0), generation, 1);
+        book.done(&tp(0), generation, 3);
+        assert_eq!(
+            book.to_commit(|_| true),
+            vec![(tp(0), 0)],
+            "0 is still running"
+        );
+        book.done(&tp(0), generation, 0);
+        assert_eq!(
+            book.to_commit(|_| true),
+            vec![(tp(0), 2)],
+            "2 is still running"
+        );
+        book.done(&tp(0), generation, 2);
+        assert_eq!(book.to_commit(|_| true), vec![(tp(0), 4)]);
     }
 }

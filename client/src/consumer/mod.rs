@@ -5,10 +5,12 @@
 //! the assignment (starting a fetcher per gained partition at the group's committed offset,
 //! finishing revocations: commit, then release), and commits what was processed every
 //! `auto_commit_interval_ms`; the stream hands events to the application in offset order
-//! per partition and records what it processed. At-least-once: a crash replays the events
-//! after the last commit, never skips one.
+//! per partition and records what it processed; `process_keyed` (`keyed.rs`) runs a
+//! handler on them instead, per-key ordered and parallel across keys. At-least-once: a
+//! crash replays the events after the last commit, never skips one.
 
 mod book;
+mod keyed;
 mod member;
 
 use std::pin::Pin;
