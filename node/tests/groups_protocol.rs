@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::grpc::{
-    channel, code_of, create_topic, event_log, events, leader_of, produce, produce_request,
+    channel, code_of, coordinator, create_topic, event_log, events, leader_of, produce,
+    produce_request,
 };
 use common::TestCluster;
 use evlog_proto::evlog::v1 as pb;
@@ -22,35 +23,6 @@ use tonic::transport::Channel;
 
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
-
-/// The coordinator's client address: asks every node until one answers FindCoordinator
-/// (following hints; retrying while `__groups` is created and elects its leaders).
-async fn coordinator(bootstrap: &[String], group: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut candidates = bootstrap.iter().cycle();
-    let mut addr = candidates.next().expect("a node").clone();
-    loop {
-        let mut groups = GroupsClient::new(channel(&addr).await);
-        let answer = groups
-            .find_coordinator(pb::FindCoordinatorRequest {
-                group: group.into(),
-            })
-            .await
-            .expect("find coordinator rpc")
-            .into_inner();
-        match code_of(&answer.error) {
-            ErrorCode::Ok => return answer.addr,
-            ErrorCode::NotCoordinator | ErrorCode::Unavailable if Instant::now() < deadline => {
-                addr = match answer.error.and_then(|e| e.leader_addr) {
-                    Some(hint) => hint,
-                    None => candidates.next().expect("cycle").clone(),
-                };
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            other => panic!("find coordinator: {other:?} {:?}", answer.error),
-        }
-    }
-}
 
 /// Runs the `evlog` CLI (built next to `evlog-node`) against `cluster`; its stdout, once
 /// it succeeded.
@@ -167,6 +139,17 @@ async fn members_join_move_partitions_cooperatively_and_commits_are_fenced() {
         vec![moving.clone()],
         "b gets it once a released it"
     );
+
+    // A member several epochs behind is brought up to date; an epoch never given is fenced.
+    let behind = heartbeat(&mut groups, beat("member-a", 1, &a3.assigned)).await;
+    assert_eq!(code_of(&behind.error), ErrorCode::Ok, "{:?}", behind.error);
+    assert_eq!(behind.member_epoch, a3.member_epoch);
+    let ahead = heartbeat(
+        &mut groups,
+        beat("member-a", a3.member_epoch + 5, &a3.assigned),
+    )
+    .await;
+    assert_eq!(code_of(&ahead.error), ErrorCode::FencedMember);
 
     // Fencing: a no longer owns it; an epoch before b got it; an unknown member.
     let stale = commit_code(

@@ -161,7 +161,10 @@ impl Member {
             session_timeout_ms: self.config.session_timeout_ms,
         };
         let route = coordinator(&self.config.group);
-        let mut retrier = Retrier::new(self.heartbeat_interval);
+        // Long enough for a heartbeat that is a Raft write on a busy coordinator; short
+        // enough to leave room for retries within the session timeout.
+        let budget = (self.session_timeout / 3).max(self.heartbeat_interval);
+        let mut retrier = Retrier::new(budget);
         let shared = &self.client.shared;
         let answer = retry::call_with(shared, &route, &mut retrier, |channel, _| {
             let request = request.clone();

@@ -154,3 +154,33 @@ pub fn produce_request(topic: &str, partition: u32, events: Vec<pb::Event>) -> p
         ..Default::default()
     }
 }
+
+/// The client address of `group`'s coordinator: asks every node until one answers FindCoordinator
+/// (following hints; retrying while `__groups` is created and elects its leaders).
+pub async fn coordinator(bootstrap: &[String], group: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut candidates = bootstrap.iter().cycle();
+    let mut addr = candidates.next().expect("a node").clone();
+    loop {
+        let mut groups =
+            evlog_proto::evlog::v1::groups_client::GroupsClient::new(channel(&addr).await);
+        let answer = groups
+            .find_coordinator(pb::FindCoordinatorRequest {
+                group: group.into(),
+            })
+            .await
+            .expect("find coordinator rpc")
+            .into_inner();
+        match code_of(&answer.error) {
+            ErrorCode::Ok => return answer.addr,
+            ErrorCode::NotCoordinator | ErrorCode::Unavailable if Instant::now() < deadline => {
+                addr = match answer.error.and_then(|e| e.leader_addr) {
+                    Some(hint) => hint,
+                    None => candidates.next().expect("cycle").clone(),
+                };
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("find coordinator: {other:?} {:?}", answer.error),
+        }
+    }
+}

@@ -433,7 +433,9 @@ impl Coordinator {
         let Some(member) = group.members.get(&beat.member) else {
             return Err(fenced());
         };
-        if beat.epoch != member.epoch && beat.epoch != member.previous_epoch {
+        // An older epoch is a member that missed answers (others' joins and leaves move its
+        // epoch too): the answer brings it up to date. A newer one was never given.
+        if beat.epoch > member.epoch {
             return Err(GroupError::Refused(GroupRefusal::FencedMember {
                 group: beat.group.clone(),
                 member: beat.member.clone(),

@@ -51,10 +51,9 @@ pub struct Member {
     pub instance_id: Option<String>,
     pub subscription: BTreeSet<String>,
     pub session_timeout_ms: u32,
-    /// Grows every time what the member is told changes. Never decreases.
+    /// Grows every time what the member is told changes (other members' joins and leaves
+    /// change it too). Never decreases.
     pub epoch: MemberEpoch,
-    /// The epoch before: a member whose last answer was lost still uses it.
-    pub previous_epoch: MemberEpoch,
     /// What it may consume or is revoking, each with the member epoch it was given at.
     pub owned: BTreeMap<TopicPartition, MemberEpoch>,
     /// A static member that left: kept, idle, until expelled, so a restarted instance
@@ -165,7 +164,6 @@ impl Group {
             let told = before.and_then(view);
             if joined == Some(&id) || told.is_none() || told != view(self) {
                 let member = self.members.get_mut(&id).expect("a member");
-                member.previous_epoch = member.epoch;
                 member.epoch = MemberEpoch(member.epoch.0 + 1);
             }
         }
@@ -183,7 +181,6 @@ impl Group {
                     "group {group}: {id} owns {tp} without subscribing to it"
                 );
             }
-            assert!(m.previous_epoch <= m.epoch, "group {group}: {id}'s epochs");
         }
     }
 }
@@ -359,7 +356,6 @@ fn join(g: &mut Group, id: &GroupId, join: Join) -> Result<GroupResponse, GroupR
         subscription: join.subscription,
         session_timeout_ms: join.session_timeout_ms,
         epoch: MemberEpoch::JOINING,
-        previous_epoch: MemberEpoch::JOINING,
         owned: BTreeMap::new(),
         departed: false,
     };
