@@ -1,6 +1,8 @@
 //! Per-key ordered parallel processing (`Consumer::process_keyed`): events of the same key
 //! run one after another in offset order, events of different keys in parallel, up to a
 //! concurrency limit. Events without a key have no order to keep: each runs on its own.
+//! Handlers run as spawned tasks (in parallel on a multi-threaded runtime), aborted when
+//! `process_keyed` is dropped.
 //!
 //! Commits stay safe with out-of-order completion: the book commits a partition only up
 //! to its lowest event still running or waiting (`Book::done`), so a crash replays what
@@ -8,10 +10,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::task::JoinSet;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::task::JoinHandle;
 
 use super::member::Delivery;
 use super::Consumer;
@@ -29,6 +34,27 @@ enum Lane {
     Key(TopicPartition, Bytes),
     /// Keyless: unordered, one lane per event.
     Single(TopicPartition, u64),
+}
+
+/// What a finished handler task reports: its lane, partition, ownership and offset.
+type Finished = (Lane, TopicPartition, u64, u64);
+
+/// A spawned handler that is aborted when dropped, so dropping `process_keyed` stops its
+/// handlers (their events are not done, so not committed).
+struct Running(JoinHandle<Finished>);
+
+impl Future for Running {
+    type Output = Result<Finished, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// An event and the ownership it was fetched under.
@@ -71,7 +97,7 @@ impl Consumer {
     {
         let concurrency = concurrency.max(1);
         let handler = Arc::new(handler);
-        let mut running: JoinSet<(Lane, TopicPartition, u64, u64)> = JoinSet::new();
+        let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
         let mut waiting: HashMap<Lane, VecDeque<Job>> = HashMap::new();
         let mut waiting_count = 0usize;
         let mut ended = false;
@@ -80,10 +106,10 @@ impl Consumer {
                 running.len() < concurrency && waiting_count < concurrency * WAITING_PER_SLOT;
             tokio::select! {
                 biased;
-                finished = running.join_next(), if !running.is_empty() => {
+                finished = running.next(), if !running.is_empty() => {
                     let (lane, partition, generation, offset) = match finished.expect("not empty") {
                         Ok(done) => done,
-                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        Err(e) if e.is_panic() => panic!("a process_keyed handler panicked: {e}"),
                         Err(e) => return Err(ClientError::Protocol(format!("handler task: {e}"))),
                     };
                     self.book.lock().expect("consumer book poisoned").done(&partition, generation, offset);
@@ -143,7 +169,7 @@ impl Consumer {
 
     fn run_job<F, Fut>(
         &self,
-        running: &mut JoinSet<(Lane, TopicPartition, u64, u64)>,
+        running: &mut FuturesUnordered<Running>,
         handler: &Arc<F>,
         lane: Lane,
         job: Job,
@@ -152,11 +178,11 @@ impl Consumer {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler = handler.clone();
-        running.spawn(async move {
+        running.push(Running(tokio::spawn(async move {
             let offset = job.event.offset;
             handler(job.event).await;
             (lane, job.partition, job.generation, offset)
-        });
+        })));
     }
 
     /// The next event this member may hand out (of a partition it owns under the
