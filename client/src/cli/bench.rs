@@ -23,6 +23,8 @@ const LATENCY_MAX_US: u64 = 600_000_000;
 pub enum BenchCommand {
     /// Publish N events of SIZE bytes with K in flight; report events/s and ack latency.
     Produce(ProduceBenchArgs),
+    /// Drain a topic with a consumer group beside plain subscriptions; failover time.
+    Consume(super::bench_consume::ConsumeBenchArgs),
 }
 
 /// Arguments of `evlog bench produce`.
@@ -134,6 +136,7 @@ pub(super) fn new_histogram() -> Histogram<u64> {
 pub async fn run(client: &Client, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Produce(args) => produce(client, args).await,
+        BenchCommand::Consume(args) => super::bench_consume::run(client, args).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! small output helpers shared by the commands.
 
 pub mod bench;
+pub mod bench_consume;
 pub mod cluster;
 pub mod consume;
 pub mod group;
