@@ -13,6 +13,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use tokio::time::Instant;
+
 use crate::group_admin::TopicPartition;
 
 /// One owned partition.
@@ -44,6 +46,14 @@ pub(crate) struct Book {
     pub owned: BTreeMap<TopicPartition, Owned>,
     pub in_hand: Option<InHand>,
     next_generation: u64,
+    /// Until when the member may hand out events: the send time of its last answered
+    /// heartbeat plus its session timeout minus one heartbeat interval. Past it the
+    /// coordinator may be about to give its partitions away.
+    pub valid_until: Option<Instant>,
+    /// Set once an event was refused because `valid_until` passed: the member must drop
+    /// every partition (without committing) before it hands out anything again, even if a
+    /// heartbeat is answered meanwhile (the refused events would otherwise be a gap).
+    pub lapsed: bool,
 }
 
 impl Book {
@@ -65,11 +75,21 @@ impl Book {
         generation
     }
 
-    /// Whether an event of `partition` fetched under `generation` may still be handed out.
-    pub fn deliverable(&self, partition: &TopicPartition, generation: u64) -> bool {
-        self.owned
+    /// Whether an event of `partition` fetched under `generation` may still be handed out
+    /// (sets `lapsed` when the session's validity has passed).
+    pub fn deliverable(&mut self, partition: &TopicPartition, generation: u64) -> bool {
+        let owned = self
+            .owned
             .get(partition)
-            .is_some_and(|o| o.generation == generation && !o.revoking)
+            .is_some_and(|o| o.generation == generation && !o.revoking);
+        if !owned || self.lapsed {
+            return false;
+        }
+        if self.valid_until.is_none_or(|until| Instant::now() >= until) {
+            self.lapsed = true;
+            return false;
+        }
+        true
     }
 
     /// The application asks for the next event: the one it held is processed.
@@ -177,9 +197,34 @@ mod tests {
         TopicPartition::new("orders", p)
     }
 
+    fn valid_book() -> Book {
+        Book {
+            valid_until: Some(Instant::now() + std::time::Duration::from_secs(600)),
+            ..Book::default()
+        }
+    }
+
+    #[test]
+    fn nothing_is_handed_out_once_the_session_may_have_lapsed_until_the_member_dropped_all() {
+        // Goal: a member cut off from its coordinator stops before the coordinator may give
+        // its partitions away, and an answered heartbeat afterwards does not resume the
+        // old ownership (the refused events would be a gap). Method: expire the validity.
+        let mut book = valid_book();
+        let generation = book.gain(tp(0), None);
+        assert!(book.deliverable(&tp(0), generation));
+        book.valid_until = Some(Instant::now());
+        assert!(!book.deliverable(&tp(0), generation));
+        assert!(book.lapsed);
+        book.valid_until = Some(Instant::now() + std::time::Duration::from_secs(600));
+        assert!(
+            !book.deliverable(&tp(0), generation),
+            "sticky until dropped"
+        );
+    }
+
     #[test]
     fn an_event_counts_as_processed_when_the_next_one_is_asked_for() {
-        let mut book = Book::default();
+        let mut book = valid_book();
         let generation = book.gain(tp(0), Some(5));
         book.hand_out(tp(0), generation, 5);
         assert!(book.to_commit(|_| true).is_empty(), "held, not processed");
@@ -191,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_revoked_partition_is_released_only_once_its_event_in_hand_is_processed() {
-        let mut book = Book::default();
+        let mut book = valid_book();
         let generation = book.gain(tp(0), None);
         book.hand_out(tp(0), generation, 0);
         book.owned.get_mut(&tp(0)).unwrap().revoking = true;
@@ -207,7 +252,7 @@ mod tests {
 
     #[test]
     fn events_of_an_earlier_ownership_are_not_delivered_or_counted() {
-        let mut book = Book::default();
+        let mut book = valid_book();
         let first = book.gain(tp(0), None);
         book.hand_out(tp(0), first, 3);
         book.forget(&[tp(0)]);

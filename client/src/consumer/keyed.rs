@@ -190,9 +190,12 @@ impl Consumer {
     async fn next_delivery(&mut self) -> Option<Delivery> {
         loop {
             let delivery = self.rx.recv().await?;
-            let book = self.book.lock().expect("consumer book poisoned");
+            let mut book = self.book.lock().expect("consumer book poisoned");
             if book.deliverable(&delivery.partition, delivery.generation) {
                 return Some(delivery);
+            }
+            if book.lapsed {
+                self.wake.notify_one(); // The member task drops everything.
             }
         }
     }

@@ -142,6 +142,8 @@ impl Member {
 
     /// One heartbeat; true when another should follow at once (fenced: rejoin).
     async fn heartbeat(&mut self) -> bool {
+        // Validity counts from the send: the coordinator heard it no earlier.
+        let sent = Instant::now();
         let owned: Vec<pb::TopicPartition> = self
             .book()
             .owned
@@ -181,7 +183,7 @@ impl Member {
         .await;
         match answer {
             Ok((_, response)) => {
-                self.last_heartbeat_ok = Instant::now();
+                self.last_heartbeat_ok = sent;
                 self.epoch = response.member_epoch;
                 self.heartbeat_interval =
                     Duration::from_millis(u64::from(response.heartbeat_interval_ms.max(1)));
@@ -189,6 +191,8 @@ impl Member {
                     self.session_timeout =
                         Duration::from_millis(u64::from(response.session_timeout_ms));
                 }
+                let give_up_after = self.session_timeout.saturating_sub(self.heartbeat_interval);
+                self.book().valid_until = Some(sent + give_up_after);
                 self.follow(response.assigned, response.revoking).await;
                 false
             }
@@ -210,7 +214,8 @@ impl Member {
     /// drops them.
     fn check_session(&mut self) {
         let give_up_after = self.session_timeout.saturating_sub(self.heartbeat_interval);
-        if self.epoch != 0 && self.last_heartbeat_ok.elapsed() >= give_up_after {
+        let lapsed = std::mem::take(&mut self.book().lapsed);
+        if lapsed || (self.epoch != 0 && self.last_heartbeat_ok.elapsed() >= give_up_after) {
             tracing::warn!(
                 group = %self.config.group,
                 member = %self.member_id,

@@ -296,7 +296,10 @@ impl Stream for Consumer {
             };
             let mut book = self.book.lock().expect("consumer book poisoned");
             if !book.deliverable(&delivery.partition, delivery.generation) {
-                continue; // Fetched under an ownership that ended.
+                if book.lapsed {
+                    self.wake.notify_one(); // The member task drops everything.
+                }
+                continue; // Fetched under an ownership that ended or may have.
             }
             return Poll::Ready(Some(match delivery.event {
                 Ok(event) => {
