@@ -80,6 +80,37 @@ pub struct ReplicaLog {
     pub entries: BTreeMap<u64, Vec<u8>>,
 }
 
+/// One thing a consumer-group member did, at a time of the run (milliseconds since its
+/// start, simulated under madsim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberEntry {
+    /// It got a partition (the `on_assigned` callback).
+    Assigned { at_ms: u64, partition: PartitionRef },
+    /// It gave a partition up: revoked, lost, fenced, closed, or its process died.
+    Released { at_ms: u64, partition: PartitionRef },
+    /// It handed an event of a partition to the application.
+    Consumed {
+        at_ms: u64,
+        partition: PartitionRef,
+        offset: u64,
+    },
+}
+
+/// One group member's own log, in the order it did things.
+#[derive(Debug, Clone, Default)]
+pub struct MemberLog {
+    pub member: String,
+    pub entries: Vec<MemberEntry>,
+}
+
+/// A committed offset of the group, as an observer fetched it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSeen {
+    pub at_ms: u64,
+    pub partition: PartitionRef,
+    pub offset: u64,
+}
+
 /// Everything a run recorded.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -93,6 +124,11 @@ pub struct History {
     pub replica_logs: BTreeMap<u64, Vec<ReplicaLog>>,
     /// Liveness after the heal: what was expected and whether it happened in time.
     pub liveness: Vec<LivenessProbe>,
+    /// Consumer-group members' own logs (empty when the run has no group workload).
+    pub group_members: Vec<MemberLog>,
+    /// The group's committed offsets as an observer saw them, in the order it saw them;
+    /// the last per partition is the final one.
+    pub group_commits: Vec<CommitSeen>,
 }
 
 /// One liveness expectation after the heal.

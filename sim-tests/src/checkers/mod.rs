@@ -9,8 +9,14 @@
 //! 4. [`single_leader`]: at most one leader per Raft group per term.
 //! 5. [`replicas_identical`]: after convergence, replicas' committed logs are byte-identical.
 //! 6. [`liveness`]: after the heal, the cluster converged and served within its bound.
+//! 7. [`group_offsets`]: a group's committed offsets never decrease nor pass the watermark.
+//! 8. [`group_exclusive`]: no two members hold one partition at once (their own logs).
+//! 9. [`group_delivered`]: every event below a final committed offset reached a member.
 
 pub mod acked_readable;
+pub mod group_delivered;
+pub mod group_exclusive;
+pub mod group_offsets;
 pub mod liveness;
 pub mod no_duplicates;
 pub mod readers_agree;
@@ -60,6 +66,9 @@ pub fn check_all(history: &History) -> Vec<Verdict> {
         single_leader::check(history),
         replicas_identical::check(history),
         liveness::check(history),
+        group_offsets::check(history),
+        group_exclusive::check(history),
+        group_delivered::check(history),
     ]
 }
 
