@@ -199,7 +199,16 @@ where
             Err(failed) => failed,
         };
         let disposition = match &addr {
-            Some(addr) => shared.metadata.observe(route, addr, &error).await,
+            // Learning from the failure may refresh the metadata (a round of calls to the
+            // nodes): it must not outlast the operation's own budget.
+            Some(addr) => {
+                let observe = shared.metadata.observe(route, addr, &error);
+                match tokio::time::timeout(retrier.remaining(), observe).await {
+                    Ok(disposition) => disposition,
+                    Err(_) if error.is_retryable() => Disposition::Retry,
+                    Err(_) => Disposition::Fatal,
+                }
+            }
             None if error.is_retryable() => Disposition::Retry,
             None => Disposition::Fatal,
         };
@@ -219,7 +228,18 @@ where
     F: FnMut(Channel, Attempt) -> Fut,
     Fut: Future<Output = Result<T, ClientError>>,
 {
-    let addr = shared.metadata.pick(route).await.map_err(|e| (None, e))?;
+    // Picking may refresh the metadata: bounded by what is left of the operation.
+    let pick = shared.metadata.pick(route);
+    let addr = match tokio::time::timeout(retrier.remaining(), pick).await {
+        Ok(picked) => picked.map_err(|e| (None, e))?,
+        Err(_) => {
+            let e = ClientError::server(
+                crate::error::ErrorCode::Unavailable,
+                "no node to send the request to yet (metadata refresh still running)",
+            );
+            return Err((None, e));
+        }
+    };
     let channel = shared.metadata.channel(&addr).map_err(|e| (None, e))?;
     let timeout = shared
         .config

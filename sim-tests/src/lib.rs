@@ -12,7 +12,8 @@
 //! Modules, in the order a run uses them:
 //! - `cluster`: N nodes on simulated disks, and the levers (kill, pause, clog, power).
 //! - `disk`: the storage fault layer (unsynced writes, power failure, bit flips, tears).
-//! - [`workload`]: producers and consumers recording the [`history`] (both runtimes).
+//! - [`workload`]: producers and consumers recording the [`history`] (both runtimes);
+//!   `group_workload`: consumer-group members under churn, with their own logs.
 //! - `nemesis`: seeded swarm fault injection.
 //! - `scenario`: one seed: safety phase, heal, liveness phase, checkers.
 //! - `runner`: seeds, sweeps, summaries, replay commands, determinism checks.
@@ -25,6 +26,8 @@ pub mod history;
 pub mod cluster;
 #[cfg(madsim)]
 pub mod disk;
+#[cfg(madsim)]
+pub mod group_workload;
 #[cfg(madsim)]
 pub mod nemesis;
 #[cfg(madsim)]

@@ -21,6 +21,7 @@ use madsim::time::Instant;
 
 use crate::checkers::{self, Verdict};
 use crate::cluster::SimCluster;
+use crate::group_workload::GroupWorkload;
 use crate::history::{
     History, LivenessProbe, Outcome, PartitionRef, Publish, ReplicaLog, VoteSeen,
 };
@@ -49,6 +50,9 @@ pub struct ScenarioConfig {
     pub late_start: Option<(u64, Duration)>,
     /// Produce requests in flight per partition and producer; `None` draws 1 to 5.
     pub requests_in_flight: Option<usize>,
+    /// Run the consumer-group workload (members joining, leaving, crashing, cut off);
+    /// `None` draws it for half the seeds.
+    pub groups: Option<bool>,
 }
 
 impl ScenarioConfig {
@@ -63,6 +67,7 @@ impl ScenarioConfig {
             restart_on_panic: false,
             late_start: None,
             requests_in_flight: None,
+            groups: None,
         }
     }
 
@@ -165,7 +170,13 @@ pub async fn run(config: ScenarioConfig) -> SeedReport {
     if let Some(requests) = config.requests_in_flight {
         plan.requests_in_flight = requests;
     }
-    let mut trace = vec![format!("mix {mix:?}"), format!("plan {plan:?}")];
+    let groups = config.groups.unwrap_or_else(|| rng.gen_bool(0.5));
+    let members = rng.gen_range(2..=3usize);
+    let mut trace = vec![
+        format!("mix {mix:?}"),
+        format!("plan {plan:?}"),
+        format!("groups {groups} members {members}"),
+    ];
 
     let cluster = Arc::new(
         SimCluster::start_with(
@@ -180,9 +191,36 @@ pub async fn run(config: ScenarioConfig) -> SeedReport {
         "{:?} topics created",
         madsim::time::TimeHandle::current().elapsed()
     ));
+    let group = groups.then(|| {
+        let topics = workload
+            .plan
+            .topics
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        GroupWorkload::start(&cluster, topics, members)
+    });
+    let churning = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let churn = group.clone().map(|group| {
+        let (cluster, churning) = (cluster.clone(), churning.clone());
+        madsim::task::spawn(async move {
+            while churning.load(std::sync::atomic::Ordering::SeqCst) {
+                let pause = madsim::rand::thread_rng().gen_range(1_000..=4_000);
+                madsim::time::sleep(Duration::from_millis(pause)).await;
+                group.churn_once(&cluster).await;
+            }
+        })
+    });
     let nemesis = Nemesis::new(cluster.clone(), mix);
     nemesis.run(config.safety_phase).await;
+    churning.store(false, std::sync::atomic::Ordering::SeqCst);
+    if let Some(churn) = churn {
+        let _ = churn.await;
+    }
     nemesis.heal_all();
+    if let Some(group) = &group {
+        group.heal(&cluster);
+    }
     trace.push(format!(
         "{:?} healed",
         madsim::time::TimeHandle::current().elapsed()
@@ -190,6 +228,12 @@ pub async fn run(config: ScenarioConfig) -> SeedReport {
 
     let mut history = History::default();
     let probe_publishes = liveness_phase(&cluster, &workload, &mut history).await;
+    if let Some(group) = &group {
+        group_liveness(group, &mut history).await;
+        let (members, commits) = group.finish().await;
+        history.group_members = members;
+        history.group_commits = commits;
+    }
     history.votes = sim_hooks::take_vote_observations()
         .into_iter()
         .map(|seen| VoteSeen {
@@ -227,6 +271,24 @@ pub async fn run(config: ScenarioConfig) -> SeedReport {
         verdicts,
         trace,
     }
+}
+
+/// After the heal the group's members consume everything and commit it.
+async fn group_liveness(group: &GroupWorkload, history: &mut History) {
+    let ends: Vec<(PartitionRef, u64)> = history
+        .final_logs
+        .iter()
+        .map(|(p, log)| (p.clone(), log.len() as u64))
+        .collect();
+    let took = within(CONVERGE_BOUND, || {
+        ends.iter().all(|(p, end)| group.committed(p) == Some(*end))
+    })
+    .await;
+    history.liveness.push(LivenessProbe {
+        what: "the consumer group committed every event of the final logs".into(),
+        took_ms: took,
+        bound_ms: CONVERGE_BOUND.as_millis() as u64,
+    });
 }
 
 /// The liveness phase: every probe lands in `history.liveness`; the final logs and the

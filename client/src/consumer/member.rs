@@ -25,6 +25,9 @@ use crate::group_admin::{coordinator, groups_client, status, TopicPartition};
 use crate::retry::{self, Retrier};
 use crate::subscription::StartFrom;
 
+/// The least time one call of the member loop gets, even right before its session lapses.
+const CALL_BUDGET_MIN: Duration = Duration::from_millis(100);
+
 /// Until the first answer tells the real ones.
 const FIRST_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 const FIRST_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,11 +95,15 @@ impl Member {
         let mut next_beat = Instant::now();
         let mut next_commit = Instant::now() + commit_interval;
         loop {
-            let wake_at = if self.config.auto_commit {
+            let mut wake_at = if self.config.auto_commit {
                 next_beat.min(next_commit)
             } else {
                 next_beat
             };
+            // Wake when the session may lapse, to drop the partitions right then.
+            if let Some(until) = self.live_until() {
+                wake_at = wake_at.min(until);
+            }
             tokio::select! {
                 biased;
                 control = self.control.recv() => match control {
@@ -165,8 +172,7 @@ impl Member {
         let route = coordinator(&self.config.group);
         // Long enough for a heartbeat that is a Raft write on a busy coordinator; short
         // enough to leave room for retries within the session timeout.
-        let budget = (self.session_timeout / 3).max(self.heartbeat_interval);
-        let mut retrier = Retrier::new(budget);
+        let mut retrier = Retrier::new(self.call_budget());
         let shared = &self.client.shared;
         let answer = retry::call_with(shared, &route, &mut retrier, |channel, _| {
             let request = request.clone();
@@ -209,13 +215,38 @@ impl Member {
         }
     }
 
+    /// How long one call of the member loop (heartbeat, commit, offsets fetch) may take:
+    /// long enough for a Raft write on a busy coordinator, short enough to heartbeat
+    /// within the session, and never past the session's validity while partitions are
+    /// held (the loop must be back to drop them right then).
+    fn call_budget(&self) -> Duration {
+        let mut budget = (self.session_timeout / 3).max(self.heartbeat_interval);
+        if let Some(until) = self.live_until() {
+            let left = until.saturating_duration_since(Instant::now());
+            budget = budget.min(left).max(CALL_BUDGET_MIN);
+        }
+        budget
+    }
+
+    /// Until when the member may hand out events, while it holds partitions.
+    fn live_until(&self) -> Option<Instant> {
+        let book = self.book();
+        if book.owned.is_empty() {
+            return None;
+        }
+        book.valid_until
+    }
+
     /// A member that has not heard from its coordinator for its session timeout (minus
     /// one heartbeat, so it stops before the coordinator can give its partitions away)
     /// drops them.
     fn check_session(&mut self) {
         let give_up_after = self.session_timeout.saturating_sub(self.heartbeat_interval);
-        let lapsed = std::mem::take(&mut self.book().lapsed);
-        if lapsed || (self.epoch != 0 && self.last_heartbeat_ok.elapsed() >= give_up_after) {
+        let (lapsed, holding) = {
+            let mut book = self.book();
+            (std::mem::take(&mut book.lapsed), !book.owned.is_empty())
+        };
+        if lapsed || (holding && self.last_heartbeat_ok.elapsed() >= give_up_after) {
             tracing::warn!(
                 group = %self.config.group,
                 member = %self.member_id,
@@ -283,7 +314,17 @@ impl Member {
 
     /// Starts fetching `gained` at the group's committed offsets.
     async fn gain(&mut self, gained: Vec<TopicPartition>) {
-        let committed = match self.client.admin().fetch_offsets(&self.config.group).await {
+        let budget = self.call_budget();
+        let admin = self.client.admin();
+        let fetched =
+            match tokio::time::timeout(budget, admin.fetch_offsets(&self.config.group)).await {
+                Ok(fetched) => fetched,
+                Err(_) => Err(ClientError::server(
+                    ErrorCode::Timeout,
+                    format!("no committed offsets within {} ms", budget.as_millis()),
+                )),
+            };
+        let committed = match fetched {
             Ok(offsets) => offsets
                 .into_iter()
                 .map(|c| (c.partition, c.next_offset))
@@ -397,7 +438,9 @@ impl Member {
                 .collect(),
         };
         let route = coordinator(&self.config.group);
-        retry::call(&self.client.shared, &route, |channel, _| {
+        // Bounded like a heartbeat (a failed auto-commit is tried again next interval).
+        let mut retrier = Retrier::new(self.call_budget());
+        retry::call_with(&self.client.shared, &route, &mut retrier, |channel, _| {
             let request = request.clone();
             async move {
                 let response = groups_client(channel)

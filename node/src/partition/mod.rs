@@ -99,6 +99,12 @@ impl Replica {
         });
     }
 
+    /// The Raft term this replica is in (a leader's term names its leadership: a node
+    /// that lost and regained leadership is in a new term).
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
     /// This replica's Raft (the peer transport delivers messages to it; the simulation
     /// observes it).
     pub fn raft(&self) -> &Raft {

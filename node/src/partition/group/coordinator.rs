@@ -9,7 +9,7 @@
 //! its leadership with a quorum (a deposed leader could otherwise keep a member consuming
 //! partitions the new coordinator has given away).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,9 +116,10 @@ pub struct Coordinator {
 pub(super) struct Liveness {
     /// When this node last heard from each member of the groups it coordinates.
     pub heard: HashMap<(GroupId, MemberId), Instant>,
-    /// Since when this node leads each `__groups` partition: a new coordinator gives every
-    /// member a full session timeout before it expels anyone.
-    pub leading_since: HashMap<PartitionId, Instant>,
+    /// Since when this node leads each `__groups` partition, and in which term: a new
+    /// coordinator (a new term, even of the same node) gives every member a full session
+    /// timeout before it expels anyone, whatever it heard in an earlier term.
+    pub leading_since: HashMap<PartitionId, (u64, Instant)>,
 }
 
 impl Coordinator {
@@ -591,35 +592,69 @@ impl Coordinator {
             },
             None => None,
         };
+        // Ask the leader this replica knows, then every replica of the placement,
+        // following the hints their refusals carry.
         let view = self.metadata.view();
-        let leader = leader.ok_or_else(|| unavailable("no leader known here".into()))?;
+        let replicas = view
+            .topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .find(|p| p.id == partition)
+            .map(|p| p.replicas.clone())
+            .unwrap_or_default();
+        let mut queue: VecDeque<NodeId> = leader.into_iter().chain(replicas).collect();
+        let mut asked = BTreeSet::new();
+        let mut last_error = String::from("no replica to ask");
+        while let Some(node) = queue.pop_front() {
+            if node == self.node_id || !asked.insert(node) {
+                continue;
+            }
+            match self.ask_watermark(&view, node, partition, offset).await {
+                Ok(watermark) => return Ok(watermark),
+                Err((why, hint)) => {
+                    last_error = why;
+                    if let Some(hint) = hint {
+                        queue.push_front(hint);
+                    }
+                }
+            }
+        }
+        Err(unavailable(last_error))
+    }
+
+    /// One PartitionWatermark request to `node`; on refusal, why and its leader hint.
+    async fn ask_watermark(
+        &self,
+        view: &MetadataView,
+        node: NodeId,
+        partition: PartitionId,
+        offset: Offset,
+    ) -> Result<RemoteWatermark, (String, Option<NodeId>)> {
         let addr = &view
             .nodes
-            .get(&leader)
-            .ok_or_else(|| unavailable(format!("node {leader} is not in the metadata")))?
+            .get(&node)
+            .ok_or_else(|| (format!("node {node} is not in the metadata"), None))?
             .peer_addr;
         let channel = self
             .peers
             .channel(addr)
-            .map_err(|e| unavailable(format!("no channel to node {leader}: {e}")))?;
+            .map_err(|e| (format!("no channel to node {node}: {e}"), None))?;
         let mut client =
             evlog_proto::raft::v1::raft_transport_client::RaftTransportClient::new(channel);
         let request = evlog_proto::raft::v1::PartitionWatermarkRequest {
-            envelope: Some(self.peers.identity().envelope(leader)),
+            envelope: Some(self.peers.identity().envelope(node)),
             group_id: partition.0,
             offset: offset.0,
         };
         let ask = client.partition_watermark(request);
         let answer = match crate::rt::timeout(self.settings.request_timeout, ask).await {
             Some(Ok(answer)) => answer.into_inner(),
-            Some(Err(status)) => return Err(unavailable(format!("node {leader}: {status}"))),
-            None => return Err(unavailable(format!("node {leader} did not answer in time"))),
+            Some(Err(status)) => return Err((format!("node {node}: {status}"), None)),
+            None => return Err((format!("node {node} did not answer in time"), None)),
         };
         if !answer.refused.is_empty() || !answer.error.is_empty() {
-            return Err(unavailable(format!(
-                "node {leader}: {}{}",
-                answer.refused, answer.error
-            )));
+            let why = format!("node {node}: {}{}", answer.refused, answer.error);
+            return Err((why, answer.leader_id));
         }
         Ok(RemoteWatermark {
             high: Offset(answer.high_watermark),

@@ -49,26 +49,27 @@ impl Coordinator {
             return;
         };
         let now = crate::rt::now();
-        let led: Vec<PartitionId> = topic
+        let led: Vec<(PartitionId, u64)> = topic
             .partitions
             .iter()
-            .map(|p| p.id)
-            .filter(|id| {
-                self.registry
-                    .get(*id)
-                    .is_some_and(|r| r.leadership() == Leadership::Leader)
+            .filter_map(|p| {
+                let replica = self.registry.get(p.id)?;
+                (replica.leadership() == Leadership::Leader).then(|| (p.id, replica.term()))
             })
             .collect();
         let commands = {
             let mut liveness = self.liveness.lock().expect("liveness poisoned");
-            liveness.leading_since.retain(|id, _| led.contains(id));
-            for id in &led {
-                liveness.leading_since.entry(*id).or_insert(now);
+            liveness
+                .leading_since
+                .retain(|id, (term, _)| led.contains(&(*id, *term)));
+            for (id, term) in &led {
+                liveness.leading_since.entry(*id).or_insert((*term, now));
             }
+            let led: Vec<PartitionId> = led.iter().map(|(id, _)| *id).collect();
             let mut commands = Vec::new();
             for id in &led {
                 let replica = self.registry.get(*id).expect("led above");
-                let since = liveness.leading_since[id];
+                let since = liveness.leading_since[id].1;
                 let groups = replica.groups.borrow().clone();
                 for (group_id, group) in groups.iter() {
                     for (member_id, member) in &group.members {
