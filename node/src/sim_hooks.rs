@@ -35,15 +35,24 @@ pub enum PlantedBug {
     /// pipelined producer's retry of an older request that is in the log is refused as
     /// out of order (its producer told "not written").
     IdempotenceWindowOfOne,
+    /// The group coordinator gives a partition to its new owner as soon as the target
+    /// says so, taking it from the member still revoking it (Iggy's duplicate bug): two
+    /// members consume it at once.
+    AssignBeforeRevoke,
+    /// The group coordinator accepts a commit from a member that is not in the group (a
+    /// zombie), storing its offsets over the owner's.
+    AcceptFencedCommit,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 5] = [
+    pub const ALL: [PlantedBug; 7] = [
         PlantedBug::AckBeforeFsync,
         PlantedBug::VoteNotPersisted,
         PlantedBug::SkipChecksum,
         PlantedBug::ForgetProducersOnRestart,
         PlantedBug::IdempotenceWindowOfOne,
+        PlantedBug::AssignBeforeRevoke,
+        PlantedBug::AcceptFencedCommit,
     ];
 }
 

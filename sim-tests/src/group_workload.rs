@@ -53,13 +53,21 @@ pub struct GroupWorkload {
 }
 
 impl GroupWorkload {
-    /// Starts `members` members and the commit observer.
-    pub fn start(cluster: &SimCluster, topics: Vec<String>, members: usize) -> Arc<GroupWorkload> {
+    /// Starts `members` members, the commit observer and a zombie that commits offset 0
+    /// of every partition in `partitions` as a member that is not in the group (every
+    /// commit must be refused: FENCED_MEMBER).
+    pub fn start(
+        cluster: &SimCluster,
+        topics: Vec<String>,
+        partitions: Vec<PartitionRef>,
+        members: usize,
+    ) -> Arc<GroupWorkload> {
         let observer = cluster.client_node("group-observer", 150);
         let commits: Arc<Mutex<Vec<CommitSeen>>> = Arc::default();
         let observing = Arc::new(AtomicBool::new(true));
         let config = ClientConfig::new(cluster.addrs.clone()).with_operation_deadline_ms(2_000);
         observer.spawn(observe(config, commits.clone(), observing.clone()));
+        observer.spawn(zombie(cluster.addrs.clone(), partitions, observing.clone()));
         let workload = Arc::new(GroupWorkload {
             cluster_addrs: cluster.addrs.clone(),
             topics,
@@ -306,5 +314,40 @@ async fn observe(
             }
         }
         madsim::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A zombie: a member the group does not know (as one expelled long ago) committing offset
+/// 0 of every partition to every node, every 1-3 s. A correct coordinator refuses each
+/// commit; one that accepted them would move committed offsets back.
+async fn zombie(addrs: Vec<String>, partitions: Vec<PartitionRef>, running: Arc<AtomicBool>) {
+    use evlog_proto::evlog::v1 as pb;
+    use evlog_proto::evlog::v1::groups_client::GroupsClient;
+    let request = pb::CommitOffsetsRequest {
+        group: GROUP.into(),
+        member_id: "zombie".into(),
+        member_epoch: 1,
+        offsets: partitions
+            .iter()
+            .map(|p| pb::OffsetCommit {
+                partition: Some(pb::TopicPartition {
+                    topic: p.topic.clone(),
+                    partition: p.index,
+                }),
+                next_offset: 0,
+                metadata: String::new(),
+            })
+            .collect(),
+    };
+    while running.load(Ordering::SeqCst) {
+        let pause = madsim::rand::thread_rng().gen_range(1_000..=3_000);
+        madsim::time::sleep(Duration::from_millis(pause)).await;
+        for addr in &addrs {
+            let attempt = async {
+                let mut client = GroupsClient::connect(format!("http://{addr}")).await.ok()?;
+                client.commit_offsets(request.clone()).await.ok()
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(500), attempt).await;
+        }
     }
 }

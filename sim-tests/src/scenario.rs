@@ -198,7 +198,7 @@ pub async fn run(config: ScenarioConfig) -> SeedReport {
             .iter()
             .map(|t| t.name.clone())
             .collect();
-        GroupWorkload::start(&cluster, topics, members)
+        GroupWorkload::start(&cluster, topics, workload.plan.partitions(), members)
     });
     let churning = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let churn = group.clone().map(|group| {

@@ -123,3 +123,25 @@ fn an_idempotence_window_of_one_is_caught() {
     });
     assert!(checkers.contains(&"no_duplicates"), "{checkers:?}");
 }
+
+#[test]
+fn assigning_a_partition_before_its_owner_revoked_it_is_caught() {
+    // Members join and leave under churn: with the coordinator handing partitions over at
+    // once, the old owner still consumes them when the new one starts.
+    let (_, checkers) = catch_with(ScenarioConfig {
+        groups: Some(true),
+        ..ScenarioConfig::planted(PlantedBug::AssignBeforeRevoke, 3, &[Fault::LeaderChurn])
+    });
+    assert!(checkers.contains(&"group_exclusive"), "{checkers:?}");
+}
+
+#[test]
+fn accepting_a_commit_from_a_fenced_member_is_caught() {
+    // The workload's zombie commits offset 0 as a member the group does not know: stored,
+    // it moves the group's committed offsets back.
+    let (_, checkers) = catch_with(ScenarioConfig {
+        groups: Some(true),
+        ..ScenarioConfig::planted(PlantedBug::AcceptFencedCommit, 3, &[Fault::LeaderChurn])
+    });
+    assert!(checkers.contains(&"group_offsets"), "{checkers:?}");
+}

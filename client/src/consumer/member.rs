@@ -126,14 +126,18 @@ impl Member {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep_until(wake_at) => {}
             }
+            // The session is checked after every call that may have taken a while, so a
+            // lapse drops the partitions as soon as the loop is back.
             if self.finish_revocations().await {
                 next_beat = Instant::now();
             }
+            self.check_session();
             if self.config.auto_commit && Instant::now() >= next_commit {
                 if let Err(e) = self.commit(|o| !o.revoking).await {
                     tracing::warn!(group = %self.config.group, "auto-commit failed: {e}");
                 }
                 next_commit = Instant::now() + commit_interval;
+                self.check_session();
             }
             if Instant::now() >= next_beat {
                 let again_now = self.heartbeat().await;
@@ -228,6 +232,13 @@ impl Member {
         budget
     }
 
+    /// Whether the session is still valid (the last answered heartbeat is recent enough).
+    fn session_valid(&self) -> bool {
+        self.book()
+            .valid_until
+            .is_some_and(|until| Instant::now() < until)
+    }
+
     /// Until when the member may hand out events, while it holds partitions.
     fn live_until(&self) -> Option<Instant> {
         let book = self.book();
@@ -314,6 +325,9 @@ impl Member {
 
     /// Starts fetching `gained` at the group's committed offsets.
     async fn gain(&mut self, gained: Vec<TopicPartition>) {
+        if !self.session_valid() {
+            return; // A late answer: offered again by the next answered heartbeat.
+        }
         let budget = self.call_budget();
         let admin = self.client.admin();
         let fetched =
@@ -336,6 +350,9 @@ impl Member {
                 return;
             }
         };
+        if !self.session_valid() {
+            return; // The fetch outlasted the session: do not start what may be gone.
+        }
         for tp in &gained {
             let start = committed.get(tp).copied();
             let generation = self.book().gain(tp.clone(), start);

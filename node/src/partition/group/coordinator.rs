@@ -120,6 +120,9 @@ pub(super) struct Liveness {
     /// coordinator (a new term, even of the same node) gives every member a full session
     /// timeout before it expels anyone, whatever it heard in an earlier term.
     pub leading_since: HashMap<PartitionId, (u64, Instant)>,
+    /// Members whose expulsion is being proposed: a heartbeat from one is answered
+    /// FENCED_MEMBER, never with an assignment the expulsion is about to take back.
+    pub expelling: std::collections::HashSet<(GroupId, MemberId)>,
 }
 
 impl Coordinator {
@@ -326,6 +329,13 @@ impl Coordinator {
             .insert((group.clone(), member.clone()), crate::rt::now());
     }
 
+    fn is_expelling(&self, group: &GroupId, member: &MemberId) -> bool {
+        let liveness = self.liveness.lock().expect("liveness poisoned");
+        liveness
+            .expelling
+            .contains(&(group.clone(), member.clone()))
+    }
+
     fn forget(&self, group: &GroupId, member: &MemberId) {
         let mut liveness = self.liveness.lock().expect("liveness poisoned");
         liveness.heard.remove(&(group.clone(), member.clone()));
@@ -374,6 +384,9 @@ impl Coordinator {
             )));
         }
         let replica = self.route(&beat.group).await?;
+        // Heard before the state is read: an expiry pass deciding after this sees it; one
+        // that decided before is in `expelling` by the time the answer is checked below.
+        self.heard_from(&beat.group, &beat.member);
         let groups = self.confirmed_groups(&replica, &beat.group).await?;
         let group = groups.get(&beat.group).map(|g| &**g);
         let assignment = if beat.epoch == MemberEpoch::JOINING {
@@ -382,7 +395,12 @@ impl Coordinator {
         } else {
             self.rebeat(&replica, &beat, group).await?
         };
-        self.heard_from(&beat.group, &beat.member);
+        if self.is_expelling(&beat.group, &beat.member) {
+            return Err(GroupError::Refused(GroupRefusal::FencedMember {
+                group: beat.group.clone(),
+                member: beat.member.clone(),
+            }));
+        }
         Ok(Beat {
             assignment,
             heartbeat_interval_ms: self.heartbeat_interval_ms(session_timeout_ms),

@@ -131,6 +131,13 @@ impl Coordinator {
                 .collect();
             liveness.heard.retain(|key, _| known.contains(key));
             commands.truncate(PROPOSALS_PER_PASS_MAX);
+            // Decided under the same lock a heartbeat takes to be heard: from now until
+            // the proposal is done, a heartbeat from the member is answered FENCED_MEMBER.
+            for (_, command) in &commands {
+                if let GroupCommand::Expel { group, member, .. } = command {
+                    liveness.expelling.insert((group.clone(), member.clone()));
+                }
+            }
             commands
         };
         for (partition, command) in commands {
@@ -142,7 +149,12 @@ impl Coordinator {
                 _ => None,
             };
             let what = format!("{command:?}");
-            match self.propose(&replica, command).await {
+            let proposed = self.propose(&replica, command).await;
+            if let Some(key) = &expelled {
+                let mut liveness = self.liveness.lock().expect("liveness poisoned");
+                liveness.expelling.remove(key);
+            }
+            match proposed {
                 Ok(_) => match expelled {
                     Some((group, member)) => tracing::info!(
                         %group, %member, "member expelled: no heartbeat within its session timeout; its partitions move to the others"

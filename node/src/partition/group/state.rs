@@ -23,6 +23,7 @@ use super::command::{
     Commit, GroupCommand, GroupRefusal, GroupResponse, Join, MemberAssignment, TopicPartition,
     Update,
 };
+use crate::sim_hooks::PlantedBug;
 use crate::types::{GroupId, MemberEpoch, MemberId, Offset};
 
 /// Most members one group may have (live or departed static ones).
@@ -140,6 +141,9 @@ impl Group {
             .flat_map(|m| m.owned.keys().cloned())
             .collect();
         let ids: Vec<MemberId> = self.members.keys().cloned().collect();
+        if crate::sim_hooks::is_planted(PlantedBug::AssignBeforeRevoke) {
+            self.take_revoking_partitions(&mut held);
+        }
         for id in ids {
             let grants: Vec<TopicPartition> = self
                 .target
@@ -166,6 +170,22 @@ impl Group {
                 let member = self.members.get_mut(&id).expect("a member");
                 member.epoch = MemberEpoch(member.epoch.0 + 1);
             }
+        }
+    }
+
+    /// The planted bug `AssignBeforeRevoke`: every partition still held by a member that
+    /// is revoking it is taken from it at once, before it said it stopped.
+    fn take_revoking_partitions(&mut self, held: &mut BTreeSet<TopicPartition>) {
+        let target = self.target.clone();
+        for (id, member) in self.members.iter_mut() {
+            let mine = target.get(id);
+            member.owned.retain(|tp, _| {
+                let keep = mine.is_some_and(|t| t.contains(tp));
+                if !keep {
+                    held.remove(tp);
+                }
+                keep
+            });
         }
     }
 
@@ -438,6 +458,17 @@ fn remove_member(
 
 fn commit(g: &mut Group, id: &GroupId, commit: Commit) -> Result<GroupResponse, GroupRefusal> {
     let Some(m) = g.members.get(&commit.member) else {
+        if crate::sim_hooks::is_planted(PlantedBug::AcceptFencedCommit) {
+            for c in commit.offsets {
+                let committed = Committed {
+                    offset: c.next_offset,
+                    metadata: c.metadata,
+                    committed_ms: commit.now_ms,
+                };
+                g.offsets.insert(c.partition, committed);
+            }
+            return Ok(GroupResponse::Done);
+        }
         return Err(fenced(id, &commit.member));
     };
     if commit.epoch > m.epoch {
