@@ -117,7 +117,9 @@ impl Coordinator {
                     }
                 }
             }
-            // Forget members that are no longer in a group this node coordinates.
+            // Forget members that are no longer in a group this node coordinates, unless
+            // heard recently: a member whose Join is still being applied is not in the
+            // view yet, and forgetting it would expel it at once when the Join lands.
             let known: std::collections::HashSet<(_, _)> = led
                 .iter()
                 .filter_map(|id| self.registry.get(*id))
@@ -129,7 +131,10 @@ impl Coordinator {
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            liveness.heard.retain(|key, _| known.contains(key));
+            let keep = Duration::from_millis(u64::from(self.settings.session_timeout_ms_max));
+            liveness
+                .heard
+                .retain(|key, at| known.contains(key) || now.duration_since(*at) < keep);
             commands.truncate(PROPOSALS_PER_PASS_MAX);
             // Decided under the same lock a heartbeat takes to be heard: from now until
             // the proposal is done, a heartbeat from the member is answered FENCED_MEMBER.
