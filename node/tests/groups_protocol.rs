@@ -385,7 +385,14 @@ async fn bad_group_requests_get_their_codes_and_the_node_keeps_serving() {
         ("never joined", beat("m", 7, &[]), ErrorCode::FencedMember),
     ];
     for (what, request, expected) in cases {
-        let answer = heartbeat(&mut groups, request).await;
+        // UNAVAILABLE is retryable (e.g. the node cannot confirm with the metadata leader
+        // that a topic does not exist while it elects): retry as a client would.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut answer = heartbeat(&mut groups, request.clone()).await;
+        while code_of(&answer.error) == ErrorCode::Unavailable && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            answer = heartbeat(&mut groups, request.clone()).await;
+        }
         assert_eq!(
             code_of(&answer.error),
             expected,
