@@ -5,11 +5,6 @@
 //! releases), so every client version on every platform maps a key to the same
 //! partition, as long as the partition count stays the same.
 
-/// FNV-1a 64-bit offset basis.
-const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-/// FNV-1a 64-bit prime.
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
 /// 64-bit FNV-1a hash of `bytes`.
 ///
 /// ```
@@ -17,9 +12,7 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 /// assert_eq!(evlog_client::fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
 /// ```
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(FNV_OFFSET_BASIS, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(FNV_PRIME)
-    })
+    evlog_proto::hash::fnv1a64(bytes)
 }
 
 /// The partition a keyed event goes to: `fnv1a64(key) % partitions`.

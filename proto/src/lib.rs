@@ -6,6 +6,7 @@
 //! The code is generated at build time from the `.proto` files next to this crate, for
 //! real tonic or for the madsim simulator depending on `cfg(madsim)`.
 
+pub mod hash;
 pub mod limits;
 
 #[allow(clippy::all, missing_docs)]

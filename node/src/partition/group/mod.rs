@@ -21,11 +21,7 @@ pub const GROUPS_TOPIC: &str = "__groups";
 /// (64 bits) of the id's bytes, so the mapping is the same in every build and language.
 pub fn partition_of(group: &crate::types::GroupId, partitions: u32) -> u32 {
     assert!(partitions > 0, "{GROUPS_TOPIC} has partitions");
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in group.as_str().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = evlog_proto::hash::fnv1a64(group.as_str().as_bytes());
     (hash % u64::from(partitions)) as u32
 }
 
