@@ -76,7 +76,9 @@ pub use admin::{Admin, ClusterInfo, NodeInfo, PartitionInfo, TopicInfo, TopicSpe
 pub use bytes::Bytes;
 pub use client::Client;
 pub use config::{ClientConfig, ProducerConfig, DEFAULT_BOOTSTRAP};
-pub use consumer::{AssignmentCallback, AutoOffsetReset, Consumer, ConsumerConfig};
+pub use consumer::{
+    AssignmentCallback, AutoOffsetReset, Consumer, ConsumerConfig, LostCallback, LostPartitions,
+};
 pub use error::{code_name, ClientError, ErrorCode};
 pub use event::{Ack, Event, ReadResult, ReceivedEvent};
 pub use group_admin::{
@@ -86,3 +88,8 @@ pub use group_admin::{
 pub use partitioner::{fnv1a64, partition_for_key};
 pub use producer::{Producer, SendFuture};
 pub use subscription::{StartFrom, Subscription};
+
+/// The Rust examples of docs/consumer-groups.md, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/consumer-groups.md")]
+pub struct ConsumerGroupsGuide;

@@ -59,6 +59,14 @@ pub struct ConsumeArgs {
     /// With `--group` and without `--follow`: stop once no event arrived for this long.
     #[arg(long, default_value_t = 2_000)]
     pub idle_ms: u64,
+    /// With `--group`: a static member id. A restarted process with the same instance id
+    /// takes back its partitions without a rebalance if it returns within its session
+    /// timeout; one process per instance id.
+    #[arg(long, requires = "group")]
+    pub instance_id: Option<String>,
+    /// With `--group`: the session timeout to ask for (default: the node's, 10 s).
+    #[arg(long, requires = "group")]
+    pub session_timeout_ms: Option<u32>,
 }
 
 /// Parses `earliest`, `latest` or an offset.
@@ -183,11 +191,18 @@ async fn consume_group(client: &Client, group: &str, args: &ConsumeArgs) -> anyh
             anyhow::bail!("with --group, --from is earliest or latest (the group's committed offsets say where each partition starts)")
         }
     };
-    let config = ConsumerConfig::new(group)
+    let mut config = ConsumerConfig::new(group)
         .subscribe([args.topic.clone()])
         .with_auto_offset_reset(reset)
         .on_assigned(|tps| eprintln!("assigned: {}", join(tps)))
-        .on_revoked(|tps| eprintln!("revoked: {}", join(tps)));
+        .on_revoked(|tps| eprintln!("revoked: {}", join(tps)))
+        .on_lost(|lost| eprintln!("lost: {}", join(&lost.partitions)));
+    if let Some(instance) = &args.instance_id {
+        config = config.with_instance_id(instance.clone());
+    }
+    if let Some(ms) = args.session_timeout_ms {
+        config = config.with_session_timeout_ms(ms);
+    }
     let mut consumer = client.consumer(config)?;
     let mut printer = Printer {
         format: args.format,

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::book::{Book, Owned};
-use super::{AutoOffsetReset, ConsumerConfig};
+use super::{AutoOffsetReset, ConsumerConfig, LostPartitions};
 use crate::client::Client;
 use crate::error::{ClientError, ErrorCode};
 use crate::event::ReceivedEvent;
@@ -208,7 +208,7 @@ impl Member {
             }
             Err(e) if e.code() == Some(ErrorCode::FencedMember) => {
                 tracing::info!(group = %self.config.group, member = %self.member_id, "fenced: dropping every partition and rejoining ({e})");
-                self.drop_all();
+                self.drop_all(Instant::now());
                 self.epoch = 0;
                 true
             }
@@ -264,7 +264,10 @@ impl Member {
                 "no heartbeat answered for {} ms: partitions considered lost, rejoining",
                 self.last_heartbeat_ok.elapsed().as_millis()
             );
-            self.drop_all();
+            // Nothing was handed out past the validity (the stream checks it per event).
+            let now = Instant::now();
+            let held_until = self.book().valid_until.map_or(now, |until| until.min(now));
+            self.drop_all(held_until);
             self.epoch = 0;
         }
     }
@@ -311,7 +314,7 @@ impl Member {
             self.stop_fetcher(tp);
         }
         if !lost.is_empty() {
-            self.revoked_callback(&lost);
+            self.lost_callback(lost.clone(), Instant::now());
             self.forget(&lost);
         }
         if !gained.is_empty() {
@@ -406,6 +409,17 @@ impl Member {
         }
     }
 
+    /// `on_lost`, or `on_revoked` when the application set no `on_lost`.
+    fn lost_callback(&self, partitions: Vec<TopicPartition>, held_until: Instant) {
+        match &self.config.on_lost {
+            Some(f) => f(&LostPartitions {
+                partitions,
+                held_until,
+            }),
+            None => self.revoked_callback(&partitions),
+        }
+    }
+
     fn stop_fetcher(&mut self, tp: &TopicPartition) {
         if let Some(fetcher) = self.fetchers.remove(tp) {
             fetcher.abort();
@@ -419,11 +433,12 @@ impl Member {
         self.book().forget(partitions);
     }
 
-    /// Drops every partition without committing (fenced, or the session is lost).
-    fn drop_all(&mut self) {
+    /// Drops every partition without committing (fenced, or the session is lost); none of
+    /// their events was handed out after `held_until`.
+    fn drop_all(&mut self, held_until: Instant) {
         let all: Vec<TopicPartition> = self.book().owned.keys().cloned().collect();
         if !all.is_empty() {
-            self.revoked_callback(&all);
+            self.lost_callback(all.clone(), held_until);
         }
         self.forget(&all);
     }

@@ -19,6 +19,7 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::error::ClientError;
@@ -36,8 +37,26 @@ pub enum AutoOffsetReset {
     Latest,
 }
 
-/// Called with the partitions a member gains or gives up (revoked, lost, or on close).
+/// Called with the partitions a member gains or gives up (revoked, on close, and lost
+/// ones when no [`LostCallback`] is set).
 pub type AssignmentCallback = Arc<dyn Fn(&[TopicPartition]) + Send + Sync>;
+
+/// Partitions a member lost without revoking them: its session may have lapsed (it was
+/// paused, or cut off from its coordinator), it was fenced, or the coordinator no longer
+/// lists them. Another member may own them already and nothing was committed for them, so
+/// an application should discard (not flush) what it did with them since its last commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostPartitions {
+    /// The partitions lost.
+    pub partitions: Vec<TopicPartition>,
+    /// The member handed out no event of these partitions after this instant: the end of
+    /// its session's validity for a lapse, else the moment it learned of the loss. It may
+    /// be well before the callback runs (a process paused past its session).
+    pub held_until: Instant,
+}
+
+/// Called with the partitions a member lost (see [`LostPartitions`]).
+pub type LostCallback = Arc<dyn Fn(&LostPartitions) + Send + Sync>;
 
 /// Settings of a [`Consumer`].
 #[derive(Clone)]
@@ -60,8 +79,11 @@ pub struct ConsumerConfig {
     /// Called after partitions were gained, before their first event.
     pub on_assigned: Option<AssignmentCallback>,
     /// Called before revoked partitions are committed and released (and for lost ones,
-    /// which are not committed), so the application can flush its own state.
+    /// which are not committed, when `on_lost` is not set), so the application can flush
+    /// its own state.
     pub on_revoked: Option<AssignmentCallback>,
+    /// Called for partitions lost without a revocation (Kafka's `onPartitionsLost`).
+    pub on_lost: Option<LostCallback>,
 }
 
 impl std::fmt::Debug for ConsumerConfig {
@@ -91,6 +113,7 @@ impl ConsumerConfig {
             session_timeout_ms: 0,
             on_assigned: None,
             on_revoked: None,
+            on_lost: None,
         }
     }
 
@@ -139,6 +162,23 @@ impl ConsumerConfig {
     /// Calls `f` with the partitions given up.
     pub fn on_revoked(mut self, f: impl Fn(&[TopicPartition]) + Send + Sync + 'static) -> Self {
         self.on_revoked = Some(Arc::new(f));
+        self
+    }
+
+    /// Calls `f` with the partitions lost without a revocation, instead of `on_revoked`:
+    ///
+    /// ```
+    /// use evlog_client::ConsumerConfig;
+    ///
+    /// let config = ConsumerConfig::new("billing")
+    ///     .subscribe(["orders"])
+    ///     .on_lost(|lost| {
+    ///         eprintln!("lost {:?}: discard work since the last commit", lost.partitions)
+    ///     });
+    /// # let _ = config;
+    /// ```
+    pub fn on_lost(mut self, f: impl Fn(&LostPartitions) + Send + Sync + 'static) -> Self {
+        self.on_lost = Some(Arc::new(f));
         self
     }
 
