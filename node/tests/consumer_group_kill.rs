@@ -12,11 +12,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::cli_member::{wait_until, CliMember};
 use common::TestCluster;
 use evlog_client::{Client, ClientConfig, Event, ProducerConfig};
 
@@ -25,61 +24,12 @@ const GROUP: &str = "billing";
 const EVENTS: u32 = 30_000;
 const KEYS: u32 = 300;
 
-/// One printed event: when it was printed, partition, offset, key, value.
-type Line = (Instant, u32, u64, String, String);
-
-struct Member {
-    child: Child,
-    lines: Arc<Mutex<Vec<Line>>>,
+fn printed(members: &[&CliMember]) -> usize {
+    members.iter().map(|m| m.printed()).sum()
 }
 
-/// Starts a member; its stderr (assignments, warnings) goes to `log`.
-fn start_member(cluster: &TestCluster, log: &std::path::Path) -> Member {
-    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_evlog-node")).with_file_name("evlog");
-    let mut child = Command::new(binary)
-        .args([
-            "consume", TOPIC, "--group", GROUP, "--follow", "--format", "json",
-        ])
-        .env("EVLOG_BOOTSTRAP", cluster.bootstrap().join(","))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .expect("member log"),
-        ))
-        .spawn()
-        .expect("spawn evlog consume (cargo build --release --bins first)");
-    let stdout = child.stdout.take().expect("stdout");
-    let lines: Arc<Mutex<Vec<Line>>> = Arc::default();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON event per line");
-            sink.lock().unwrap().push((
-                Instant::now(),
-                v["partition"].as_u64().expect("partition") as u32,
-                v["offset"].as_u64().expect("offset"),
-                v["key"].as_str().expect("key").to_owned(),
-                v["value"].as_str().expect("value").to_owned(),
-            ));
-        }
-    });
-    Member { child, lines }
-}
-
-fn printed(members: &[&Member]) -> usize {
-    members.iter().map(|m| m.lines.lock().unwrap().len()).sum()
-}
-
-async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+fn start_member(cluster: &TestCluster) -> CliMember {
+    CliMember::start(cluster, TOPIC, GROUP, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,12 +93,7 @@ async fn a_group_survives_a_killed_member_a_new_member_and_a_killed_coordinator(
         })
     };
 
-    let logs = tempfile::tempdir().expect("temp dir");
-    let members_log = logs.path().join("members.log");
-    let member_log = || std::fs::read_to_string(&members_log).unwrap_or_default();
-    let mut members: Vec<Member> = (0..3)
-        .map(|_| start_member(&cluster, &members_log))
-        .collect();
+    let mut members: Vec<CliMember> = (0..3).map(|_| start_member(&cluster)).collect();
     wait_until("a third of the events", Duration::from_secs(60), || {
         printed(&members.iter().collect::<Vec<_>>()) >= 10_000
     })
@@ -156,8 +101,7 @@ async fn a_group_survives_a_killed_member_a_new_member_and_a_killed_coordinator(
 
     // SIGKILL member 1 while it processes; its partitions are those it printed last.
     let killed_at = Instant::now();
-    members[1].child.kill().expect("SIGKILL member");
-    members[1].child.wait().expect("reap member");
+    members[1].kill();
     let killed_lines = members[1].lines.lock().unwrap().clone();
     let recent = killed_at - Duration::from_millis(1500);
     let killed_partitions: BTreeSet<u32> = killed_lines
@@ -169,10 +113,10 @@ async fn a_group_survives_a_killed_member_a_new_member_and_a_killed_coordinator(
         !killed_partitions.is_empty(),
         "the killed member was consuming"
     );
-    members.push(start_member(&cluster, &members_log));
+    members.push(start_member(&cluster));
 
     // The first event of a killed partition printed by someone else after the kill.
-    let others = |members: &[Member]| -> Option<Instant> {
+    let others = |members: &[CliMember]| -> Option<Instant> {
         [0usize, 2, 3]
             .iter()
             .flat_map(|i| members[*i].lines.lock().unwrap().clone())
@@ -198,7 +142,7 @@ async fn a_group_survives_a_killed_member_a_new_member_and_a_killed_coordinator(
     cluster.start_node(coordinator_node);
 
     producer.await.expect("producer task");
-    let all_values = |members: &[Member]| -> BTreeSet<String> {
+    let all_values = |members: &[CliMember]| -> BTreeSet<String> {
         members
             .iter()
             .flat_map(|m| {
@@ -235,7 +179,11 @@ async fn a_group_survives_a_killed_member_a_new_member_and_a_killed_coordinator(
             Instant::now() < deadline,
             "the group did not settle: {group:?}; members' stderr:
 {}",
-            member_log()
+            members
+                .iter()
+                .map(CliMember::stderr_text)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -319,8 +267,7 @@ async fn a_group_survives_a_killed_member_a_new_member_and_a_killed_coordinator(
         rebalance.as_millis()
     );
     for m in &mut members {
-        let _ = m.child.kill();
-        let _ = m.child.wait();
+        m.kill();
     }
     cluster.stop_all();
 }

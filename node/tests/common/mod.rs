@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod cli_member;
 pub mod grpc;
 
 use std::net::TcpListener;
