@@ -1,10 +1,11 @@
 //! The consumer-group workload: members of one group consume every topic of the plan with
 //! the real `Consumer`, each on its own client node, while a churn task makes members
-//! join, leave cleanly, crash (their node dies) and get cut off from the cluster (their
-//! node's links clogged) on top of the nemesis' faults to the servers. Every member keeps
+//! join, leave cleanly, crash (their node dies), get cut off from the cluster (their
+//! node's links clogged) and pause (their node is not scheduled) on top of the nemesis' faults to the servers. Every member keeps
 //! its own log (assigned, released, consumed: `MemberLog`); an observer records the
 //! group's committed offsets as it fetches them. The group checkers judge both.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,6 +50,8 @@ pub struct GroupWorkload {
     next_index: Mutex<u8>,
     commits: Arc<Mutex<Vec<CommitSeen>>>,
     observing: Arc<AtomicBool>,
+    /// Churn steps taken, by kind (join, leave, crash, cut, pause).
+    churned: Mutex<BTreeMap<&'static str, u64>>,
     _observer: NodeHandle,
 }
 
@@ -75,6 +78,7 @@ impl GroupWorkload {
             next_index: Mutex::new(160),
             commits,
             observing,
+            churned: Mutex::default(),
             _observer: observer,
         });
         for _ in 0..members {
@@ -113,11 +117,15 @@ impl GroupWorkload {
         });
     }
 
-    /// One churn step: a member joins, leaves, crashes or is cut off for a while.
+    /// One churn step: a member joins, leaves, crashes, is cut off or paused for a while.
     pub async fn churn_once(&self, cluster: &SimCluster) {
-        let (action, pick) = {
+        let (action, pick, fault_ms) = {
             let mut rng = madsim::rand::thread_rng();
-            (rng.gen_range(0..4u8), rng.gen_range(0..usize::MAX))
+            (
+                rng.gen_range(0..5u8),
+                rng.gen_range(0..usize::MAX),
+                rng.gen_range(1_000..=8_000),
+            )
         };
         let alive: Vec<usize> = {
             let members = self.members.lock().expect("members");
@@ -128,7 +136,15 @@ impl GroupWorkload {
                 .map(|(i, _)| i)
                 .collect()
         };
-        if alive.len() <= 1 || action == 0 {
+        let action = if alive.len() <= 1 { 0 } else { action };
+        let kind = ["join", "leave", "crash", "cut", "pause"][usize::from(action)];
+        *self
+            .churned
+            .lock()
+            .expect("churned")
+            .entry(kind)
+            .or_default() += 1;
+        if action == 0 {
             return self.join(cluster);
         }
         let victim = alive[pick % alive.len()];
@@ -137,12 +153,19 @@ impl GroupWorkload {
                 .closing
                 .store(true, Ordering::SeqCst),
             2 => self.crash(victim),
-            _ => {
+            3 => {
                 let node = self.members.lock().expect("members")[victim].node.id();
-                let cut_ms = madsim::rand::thread_rng().gen_range(1_000..=8_000);
                 madsim::net::NetSim::current().clog_node(node);
-                madsim::time::sleep(Duration::from_millis(cut_ms)).await;
+                madsim::time::sleep(Duration::from_millis(fault_ms)).await;
                 madsim::net::NetSim::current().unclog_node(node);
+            }
+            _ => {
+                // A stop-the-world pause (GC, a stalled VM): shorter or longer than the
+                // member's session (2-5 s).
+                let node = self.members.lock().expect("members")[victim].node.id();
+                Handle::current().pause(node);
+                madsim::time::sleep(Duration::from_millis(fault_ms)).await;
+                Handle::current().resume(node);
             }
         }
     }
@@ -165,8 +188,9 @@ impl GroupWorkload {
     pub fn heal(&self, cluster: &SimCluster) {
         let any_alive = {
             let members = self.members.lock().expect("members");
-            for m in members.iter() {
+            for m in members.iter().filter(|m| m.alive) {
                 madsim::net::NetSim::current().unclog_node(m.node.id());
+                Handle::current().resume(m.node.id());
             }
             members
                 .iter()
@@ -175,6 +199,11 @@ impl GroupWorkload {
         if !any_alive {
             self.join(cluster);
         }
+    }
+
+    /// Churn steps taken so far, by kind.
+    pub fn churned(&self) -> BTreeMap<&'static str, u64> {
+        self.churned.lock().expect("churned").clone()
     }
 
     /// The last committed offset the observer saw for `partition`.
@@ -241,7 +270,7 @@ async fn consume(
     closing: Arc<AtomicBool>,
 ) {
     let client = Client::new_lazy(config).expect("client config");
-    let (on_assigned, on_revoked) = (log.clone(), log.clone());
+    let (on_assigned, on_revoked, on_lost) = (log.clone(), log.clone(), log.clone());
     let consumer = consumer
         .on_assigned(move |tps| {
             let mut log = on_assigned.lock().expect("member log");
@@ -257,6 +286,19 @@ async fn consume(
             let mut log = on_revoked.lock().expect("member log");
             let at_ms = now_ms();
             for tp in tps {
+                log.entries.push(MemberEntry::Released {
+                    at_ms,
+                    partition: partition_ref(tp),
+                });
+            }
+        })
+        .on_lost(move |lost| {
+            // A member paused past its session learns of the loss only when it runs again;
+            // it handed nothing out after `held_until`, and that is when its holding ended.
+            let mut log = on_lost.lock().expect("member log");
+            let since = tokio::time::Instant::now().saturating_duration_since(lost.held_until);
+            let at_ms = now_ms().saturating_sub(since.as_millis() as u64);
+            for tp in &lost.partitions {
                 log.entries.push(MemberEntry::Released {
                     at_ms,
                     partition: partition_ref(tp),

@@ -151,6 +151,9 @@ pub struct SweepSummary {
     pub unknown_duplicates: u64,
     pub events_checked: u64,
     pub consumed: u64,
+    pub seeds_with_groups: u64,
+    pub member_churn: BTreeMap<&'static str, u64>,
+    pub group_deliveries: u64,
     pub failed_seeds: Vec<(u64, Vec<&'static str>)>,
 }
 
@@ -168,6 +171,13 @@ impl SweepSummary {
         self.unknown_duplicates += report.unknown_duplicates as u64;
         self.events_checked += report.events_checked as u64;
         self.consumed += report.consumed as u64;
+        if !report.member_churn.is_empty() {
+            self.seeds_with_groups += 1;
+        }
+        for (kind, count) in &report.member_churn {
+            *self.member_churn.entry(kind).or_default() += count;
+        }
+        self.group_deliveries += report.group_deliveries as u64;
         if !report.passed() {
             self.failed_seeds
                 .push((report.seed, report.failed_checkers()));
@@ -184,6 +194,9 @@ impl SweepSummary {
         for (fault, count) in &self.faults {
             out.push_str(&format!("SUMMARY fault_{fault} {count}\n"));
         }
+        for (kind, count) in &self.member_churn {
+            out.push_str(&format!("SUMMARY member_{kind} {count}\n"));
+        }
         for (name, value) in [
             ("publishes", self.publishes),
             ("acked", self.acked),
@@ -192,6 +205,8 @@ impl SweepSummary {
             ("duplicates_of_unknown", self.unknown_duplicates),
             ("events_checked", self.events_checked),
             ("events_consumed", self.consumed),
+            ("seeds_with_groups", self.seeds_with_groups),
+            ("group_deliveries", self.group_deliveries),
             ("failed_seeds", self.failed_seeds.len() as u64),
         ] {
             out.push_str(&format!("SUMMARY {name} {value}\n"));

@@ -50,7 +50,7 @@ pub struct ScenarioConfig {
     pub late_start: Option<(u64, Duration)>,
     /// Produce requests in flight per partition and producer; `None` draws 1 to 5.
     pub requests_in_flight: Option<usize>,
-    /// Run the consumer-group workload (members joining, leaving, crashing, cut off);
+    /// Run the consumer-group workload (members joining, leaving, crashing, cut off, paused);
     /// `None` draws it for half the seeds.
     pub groups: Option<bool>,
 }
@@ -97,6 +97,10 @@ pub struct SeedReport {
     pub unknown_duplicates: usize,
     pub events_checked: usize,
     pub consumed: usize,
+    /// Consumer-group churn steps by kind (empty without the group workload).
+    pub member_churn: BTreeMap<&'static str, u64>,
+    /// Events handed to group members' applications.
+    pub group_deliveries: usize,
     pub verdicts: Vec<Verdict>,
     /// What happened, in order: part of the determinism fingerprint.
     pub trace: Vec<String>,
@@ -227,9 +231,11 @@ pub async fn run(config: ScenarioConfig) -> SeedReport {
     ));
 
     let mut history = History::default();
+    let mut member_churn = BTreeMap::new();
     let probe_publishes = liveness_phase(&cluster, &workload, &mut history).await;
     if let Some(group) = &group {
         group_liveness(group, &mut history).await;
+        member_churn = group.churned();
         let (members, commits) = group.finish().await;
         history.group_members = members;
         history.group_commits = commits;
@@ -268,6 +274,13 @@ pub async fn run(config: ScenarioConfig) -> SeedReport {
         unknown_duplicates: verdicts.iter().map(|v| v.tolerated).sum(),
         events_checked: history.final_event_count(),
         consumed: history.consumed.iter().map(|c| c.events.len()).sum(),
+        member_churn,
+        group_deliveries: history
+            .group_members
+            .iter()
+            .flat_map(|m| &m.entries)
+            .filter(|e| matches!(e, crate::history::MemberEntry::Consumed { .. }))
+            .count(),
         verdicts,
         trace,
     }
